@@ -1,0 +1,1 @@
+"""Artifact writer and reader (format: docs/artifact-format.md)."""

@@ -1,0 +1,1 @@
+"""Reserved for later parts of the flow (see the issues)."""

@@ -1,0 +1,1 @@
+"""Software side: data, integer reference, trainer, host tools."""

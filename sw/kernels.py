@@ -1,0 +1,135 @@
+"""numba kernels of the exact integer forward pass, shared by the fast reference and the trainer.
+
+Event-driven per image: input events are bucketed by bin (a counting sort), each non-empty bin adds the
+weight rows of its events to the potentials, and only then are the neurons compared (all events of a bin
+are summed before any comparison). Empty bins are skipped. Events in bin T_MAX-1 cannot make a neuron fire
+(a crossing there gives T_MAX, never), so only the output layer integrates them, for the no-spike fallback.
+
+Signs are int8; potentials and thresholds share `accumulator_dtype(n_in)`, int16 for all but huge layers,
+so that the add and compare loops vectorise wide. The compare loop is branch-free for the same reason.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .semantics import T_MAX
+
+_T_MAX = T_MAX
+
+
+def accumulator_dtype(n_in: int):
+    """The dtype of potentials (-n_in .. n_in) and thresholds (1 .. n_in + 1) of a layer."""
+    return np.int16 if n_in + 1 <= np.iinfo(np.int16).max else np.int32
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _layer_one(in_bins, signs, thresholds, out, order, starts, potential, decision_potential, is_output):
+    """Spike bins (1 .. T_MAX) of one layer for one image, written into `out`. Returns t*.
+
+    For the output layer (is_output), `decision_potential` receives V(b*): V(t* - 1), taken at the first
+    crossing, or V(T_MAX - 1) when no neuron fires.
+    """
+    n_in = in_bins.shape[0]
+    n_out = signs.shape[1]
+    # counting sort of inputs by bin: afterwards the events of bin t are order[starts[t-1]:starts[t]]
+    starts[:] = 0
+    for i in range(n_in):
+        starts[in_bins[i] + 1] += 1
+    for t in range(_T_MAX + 1):
+        starts[t + 1] += starts[t]
+    for i in range(n_in):
+        t = in_bins[i]
+        order[starts[t]] = i
+        starts[t] += 1
+    potential[:] = 0
+    out[:] = _T_MAX
+    t_star = _T_MAX
+    lo = 0
+    for t in range(_T_MAX - 1):
+        hi = starts[t]
+        if lo == hi:
+            continue
+        for e in range(lo, hi):
+            row = signs[order[e]]
+            for j in range(n_out):
+                potential[j] += row[j]
+        lo = hi
+        if is_output and t_star == _T_MAX:
+            for j in range(n_out):
+                if potential[j] >= thresholds[j]:
+                    t_star = t + 1
+            if t_star < _T_MAX:
+                for j in range(n_out):
+                    decision_potential[j] = potential[j]
+        stamp = np.int16(t + 1)
+        for j in range(n_out):
+            fire_now = (potential[j] >= thresholds[j]) & (out[j] == _T_MAX)
+            out[j] = stamp if fire_now else out[j]
+    if is_output and t_star == _T_MAX:
+        for e in range(lo, starts[_T_MAX - 1]):  # bin T_MAX-1 only matters for the fallback
+            row = signs[order[e]]
+            for j in range(n_out):
+                potential[j] += row[j]
+        for j in range(n_out):
+            decision_potential[j] = potential[j]
+    return t_star
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _winner(out, potential, t_star):
+    """Strict decision: earliest spike, then highest V(t* - 1), then lowest index; with no spike,
+    argmax V(T_MAX - 1), lowest index on ties."""
+    winner = -1
+    for j in range(out.shape[0]):
+        if t_star < _T_MAX and out[j] != t_star:
+            continue
+        if winner < 0 or potential[j] > potential[winner]:
+            winner = j
+    return winner
+
+
+@numba.njit(cache=True, parallel=True)
+def layer_spike_bins(in_bins, signs, thresholds, out_bins):
+    """Spike bins of one layer on a batch.
+
+    in_bins: int16 (B, n_in), bins 0 .. T_MAX (T_MAX = no event); signs: int8 (n_in, n_out) of +-1;
+    thresholds: (n_out,) of `accumulator_dtype(n_in)`; out_bins: int16 (B, n_out), receives 1 .. T_MAX.
+    """
+    for b in numba.prange(in_bins.shape[0]):
+        order = np.empty(in_bins.shape[1], np.int32)
+        starts = np.empty(_T_MAX + 2, np.int32)
+        potential = np.empty(signs.shape[1], thresholds.dtype)
+        _layer_one(in_bins[b], signs, thresholds, out_bins[b], order, starts, potential, potential, False)
+
+
+@numba.njit(cache=True, parallel=True)
+def forward(in_bins, signs, thresholds, spikes, decision, first_spike_bin, decision_potentials):
+    """The whole network on a batch, image by image.
+
+    signs, thresholds and spikes are equal-length tuples over the layers (spikes[k]: int16
+    (B, n_out_k)); decision / first_spike_bin: int16 (B,); decision_potentials: int32 (B, n_classes)
+    receives V_j(b*), with b* = t* - 1, or T_MAX - 1 when no output spiked.
+    """
+    n_layers = len(signs)
+    width = in_bins.shape[1]
+    for k in range(n_layers):
+        width = max(width, signs[k].shape[0])
+    n_potentials = 0
+    for k in range(n_layers):
+        n_potentials = max(n_potentials, signs[k].shape[1])
+    last = n_layers - 1
+    for b in numba.prange(in_bins.shape[0]):
+        order = np.empty(width, np.int32)
+        starts = np.empty(_T_MAX + 2, np.int32)
+        potentials = np.empty(n_potentials, thresholds[0].dtype)
+        decided = np.empty(signs[last].shape[1], np.int32)
+        bins = in_bins[b]
+        t_star = _T_MAX
+        for k in range(n_layers):
+            potential = potentials[: signs[k].shape[1]]
+            t_star = _layer_one(bins, signs[k], thresholds[k], spikes[k][b], order, starts, potential, decided, k == last)
+            bins = spikes[k][b]
+        decision[b] = _winner(spikes[last][b], decided, t_star)
+        first_spike_bin[b] = t_star
+        decision_potentials[b, :] = decided

@@ -1,0 +1,204 @@
+"""BS4NN as a PyTorch module whose forward pass is the exact integer semantics.
+
+The spike bins come from the same numba kernels as the fast reference, on the signs of the latent real
+weights (0 -> +1) and the integer thresholds the checkpoint stores. Gradients are not autograd's: two
+rules are offered, each a custom `autograd.Function`:
+
+- "s4nn": the paper's temporal rule (docs/training.md), the baseline. Spike times are the outputs,
+  d t_j / d w_ij = -[t_i < t_j], d t_j / d t_i = w_ij [t_i < t_j], the incoming error of every layer is
+  L2-normalised per image, and a per-layer (or per-neuron) `fact` learns the threshold floor(thr/fact)+1.
+- "decision": cross-entropy on the output potentials at the decision bin, V(b*) with b* = t* - 1 (or
+  T_MAX - 1 with no output spike), which is exactly what the strict decision compares. "Hidden neuron j
+  fired by b*" gets a straight-through triangle surrogate around V_j(b* - 1) - theta_j, and per-neuron
+  hidden thresholds are learned through it. Weights pass sign() straight through inside [-1, 1].
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from torch import nn
+
+from . import kernels
+from .network import Layer, Network
+from .semantics import T_MAX, threshold_from_fact
+
+
+def signs_of(weights: torch.Tensor) -> np.ndarray:
+    """int8 +-1 signs of latent weights, an exact 0 giving +1."""
+    return np.where(weights.detach().cpu().numpy() < 0, -1, 1).astype(np.int8)
+
+
+def run_layer(in_bins: np.ndarray, signs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Exact spike bins (B, n_out) int16 of one layer (the reference's kernel)."""
+    dtype = kernels.accumulator_dtype(signs.shape[0])
+    out = np.empty((in_bins.shape[0], signs.shape[1]), np.int16)
+    kernels.layer_spike_bins(np.ascontiguousarray(in_bins, np.int16), signs, thresholds.astype(dtype), out)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _temporal_grads(t_in, t_out, g, weights, grad_w, grad_in):
+    """grad_w[i, j] = -sum_b g[b, j] [t_in[b, i] < t_out[b, j]];
+    grad_in[b, i] = sum_j weights[i, j] g[b, j] [t_in[b, i] < t_out[b, j]]."""
+    n_batch, n_in = t_in.shape
+    n_out = t_out.shape[1]
+    for i in numba.prange(n_in):
+        for j in range(n_out):
+            grad_w[i, j] = 0.0
+        for b in range(n_batch):
+            ti = t_in[b, i]
+            acc = 0.0
+            for j in range(n_out):
+                if ti < t_out[b, j]:
+                    grad_w[i, j] -= g[b, j]
+                    acc += weights[i, j] * g[b, j]
+            grad_in[b, i] = acc
+
+
+def normalize_rows(g: torch.Tensor) -> torch.Tensor:
+    """Each image's error vector scaled to unit L2 norm (all-zero rows stay zero)."""
+    norm = g.norm(dim=1, keepdim=True)
+    return torch.where(norm > 0, g / norm.clamp_min(1e-30), torch.zeros_like(g))
+
+
+class S4NNSpikeTimes(torch.autograd.Function):
+    """t_out = exact spike bins of a layer; backward = the S4NN temporal rule (docs/training.md)."""
+
+    @staticmethod
+    def forward(ctx, t_in, weights, fact, thresholds):
+        out = run_layer(t_in.numpy().astype(np.int16), signs_of(weights), thresholds)
+        t_out = torch.from_numpy(out.astype(np.float32))
+        ctx.save_for_backward(t_in, t_out, weights)
+        ctx.fact_shape = fact.shape
+        return t_out
+
+    @staticmethod
+    def backward(ctx, grad_t_out):
+        t_in, t_out, weights = ctx.saved_tensors
+        g = normalize_rows(grad_t_out) / grad_t_out.shape[0]  # per-image unit error, batch mean
+        grad_w = np.empty(tuple(weights.shape), np.float32)
+        grad_in = np.empty(tuple(t_in.shape), np.float32)
+        _temporal_grads(t_in.numpy(), t_out.numpy(), g.numpy().astype(np.float32), weights.detach().numpy(),
+                        grad_w, grad_in)
+        grad_w = torch.from_numpy(grad_w)
+        # fact: mean over (i, j) of e_j [t_i < t_j] sign(w_ij), e = -g  ->  d/dfact = mean(grad_w * sign(w))
+        signed = grad_w * torch.from_numpy(signs_of(weights).astype(np.float32))
+        grad_fact = signed.mean() if len(ctx.fact_shape) == 0 else signed.mean(dim=0)
+        return torch.from_numpy(grad_in), grad_w, grad_fact.reshape(ctx.fact_shape), None
+
+
+class FiredByDecision(torch.autograd.Function):
+    """Exact 0/1 "fired by b*" forward; a triangle of half-width `half_width` around u = V - theta + 1/2
+    backward (the neuron fires when u > 0)."""
+
+    @staticmethod
+    def forward(ctx, u, fired, half_width):
+        ctx.save_for_backward(u)
+        ctx.half_width = half_width
+        return fired
+
+    @staticmethod
+    def backward(ctx, grad):
+        (u,) = ctx.saved_tensors
+        surrogate = torch.clamp(1.0 - (u + 0.5).abs() / ctx.half_width, min=0.0)
+        return grad * surrogate, None, None
+
+
+def sign_ste(weights: torch.Tensor) -> torch.Tensor:
+    """sign(w) (0 -> +1) forward, identity backward (weights are kept inside [-1, 1])."""
+    hard = torch.where(weights < 0, -1.0, 1.0)
+    return weights + (hard - weights).detach()
+
+
+class BS4NN(nn.Module):
+    """Latent real weights (n_in, n_out) per layer and integer thresholds per neuron.
+
+    thresholds: the integers the forward pass uses (buffers, int32). For rule "s4nn" they follow
+    `fact` (per layer or per neuron) as floor(thr / fact) + 1; for rule "decision" hidden layers learn
+    a real `threshold_param` per neuron (rounded, clamped to 1 .. n_in + 1) and the output's is fixed.
+    """
+
+    def __init__(self, sizes, rule="decision", thr=100.0, fact_init=1.0, per_neuron_fact=False,
+                 hidden_thresholds=None, output_threshold=None):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.rule = rule
+        self.thr = float(thr)
+        self.weights = nn.ParameterList(nn.Parameter(torch.zeros(a, b)) for a, b in zip(sizes[:-1], sizes[1:]))
+        n_layers = len(self.weights)
+        if rule == "s4nn":
+            shape = lambda n: (n,) if per_neuron_fact else ()  # noqa: E731
+            self.facts = nn.ParameterList(nn.Parameter(torch.full(shape(n), float(fact_init))) for n in sizes[1:])
+        elif rule == "decision":
+            self.threshold_params = nn.ParameterList(
+                nn.Parameter(torch.full((n_out,), float(hidden_thresholds[k])))
+                for k, n_out in enumerate(sizes[1:-1])
+            )
+            self.register_buffer("output_threshold", torch.tensor(int(output_threshold)))
+        else:
+            raise ValueError(f"unknown rule {rule!r}: choose 's4nn' or 'decision'")
+        for k in range(n_layers):
+            self.register_buffer(f"thresholds_{k}", torch.ones(sizes[k + 1], dtype=torch.int32))
+        self.refresh_thresholds()
+
+    def thresholds(self, k: int) -> torch.Tensor:
+        return getattr(self, f"thresholds_{k}")
+
+    @torch.no_grad()
+    def refresh_thresholds(self):
+        """Recompute the integer thresholds from the learned parameters (after every update)."""
+        for k, n_in in enumerate(self.sizes[:-1]):
+            n_out = self.sizes[k + 1]
+            if self.rule == "s4nn":
+                fact = self.facts[k].detach().double().expand(n_out).tolist()
+                values = [threshold_from_fact(self.thr, f, n_in) for f in fact]
+            elif k < len(self.sizes) - 2:
+                values = self.threshold_params[k].detach().double().round().clamp(1, n_in + 1).tolist()
+            else:
+                values = [int(self.output_threshold)] * n_out
+            self.thresholds(k).copy_(torch.tensor(values, dtype=torch.int32))
+
+    def network(self, input_shape) -> Network:
+        layers = tuple(Layer(signs_of(w), self.thresholds(k).numpy()) for k, w in enumerate(self.weights))
+        return Network(layers, tuple(input_shape))
+
+    def forward(self, in_bins: torch.Tensor):
+        """Exact forward on input bins (B, n_in) int16. Returns (spike bins per layer as float tensors,
+        the decision potentials V(b*) (B, n_classes), differentiable for rule "decision", and t*)."""
+        if self.rule == "s4nn":
+            times = [in_bins.float()]
+            for k, w in enumerate(self.weights):
+                times.append(S4NNSpikeTimes.apply(times[-1], w, self.facts[k], self.thresholds(k).numpy()))
+            t_star = times[-1].min(dim=1).values
+            return times[1:], None, t_star
+        return self._forward_decision(in_bins)
+
+    def _forward_decision(self, in_bins):
+        network = self.network((1, self.sizes[0]))
+        bins = in_bins.numpy().astype(np.int16)
+        dtype = kernels.accumulator_dtype(max(self.sizes[:-1]))
+        spikes = tuple(np.empty((bins.shape[0], n), np.int16) for n in self.sizes[1:])
+        decision = np.empty(bins.shape[0], np.int16)
+        t_star = np.empty(bins.shape[0], np.int16)
+        potentials = np.empty((bins.shape[0], self.sizes[-1]), np.int32)
+        kernels.forward(bins, tuple(layer.signs for layer in network.layers),
+                        tuple(layer.thresholds.astype(dtype) for layer in network.layers),
+                        spikes, decision, t_star, potentials)
+        t_star_t = torch.from_numpy(t_star.astype(np.int64))
+        b_star = torch.where(t_star_t < T_MAX, t_star_t - 1, torch.full_like(t_star_t, T_MAX - 1))
+        # the events that reached layer k by the decision bin b*, and by b* - 1 (which decide firing)
+        activity = (in_bins.long() <= b_star[:, None]).float()
+        for k in range(len(self.weights) - 1):
+            before = (in_bins.long() <= (b_star - 1)[:, None]).float() if k == 0 else prev_before
+            potential = before @ sign_ste(self.weights[k])
+            u = potential - (self.threshold_params[k] + (self.thresholds(k).float() - self.threshold_params[k]).detach())
+            hidden = torch.from_numpy(spikes[k].astype(np.int64))
+            fired = (hidden <= b_star[:, None]).float()
+            prev_before = (hidden <= (b_star - 1)[:, None]).float()
+            activity = FiredByDecision.apply(u, fired, self.surrogate_half_width)
+            in_bins = hidden
+        logits = activity @ sign_ste(self.weights[-1])
+        return [torch.from_numpy(s.astype(np.float32)) for s in spikes], logits, t_star_t.float()
+
+    surrogate_half_width = 4.0

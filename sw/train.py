@@ -1,0 +1,334 @@
+"""Training loop: seeded, resumable bit for bit, with per-epoch metrics (JSON) and an accuracy plot.
+
+`train(config, out_dir)` writes into out_dir:
+  checkpoint.pt  the last epoch (model, optimizer, RNG state, history) and the best-validation snapshot,
+                 loadable with torch.load(weights_only=True) (no pickle of arbitrary objects);
+  metrics.json   one entry per epoch (train loss, validation and test strict / lenient / first-spike,
+                 no-spike rate, median first output spike bin, seconds, samples/s);
+  accuracy.png   the accuracy curves.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import datasets, reference, scoring
+from .model import BS4NN
+from .semantics import T_MAX
+
+CHECKPOINT_FORMAT = "bs4nn-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters. None means "the default for this rule and dataset" (see `resolved`)."""
+
+    dataset: str = "digits"  # digits | mnist | fashion-mnist
+    hidden: tuple[int, ...] = (100,)  # hidden layer sizes; the paper's 784-600-10 is hidden=(600,)
+    epochs: int = 30
+    rule: str = "decision"  # "decision" (default) or "s4nn" (the paper's temporal rule, the baseline)
+    seed: int = 0
+    batch_size: int | None = None  # decision: 64; s4nn: 16
+    lr: float | None = None  # decision: Adam 1e-3 decaying to lr_final; s4nn: SGD 0.1
+    lr_final: float | None = None  # decision: 1e-5 (cosine); s4nn: = lr
+    val_fraction: float = 1 / 12  # held out from the training split to choose the exported epoch
+    shift: int | None = None  # random +-shift pixel translations (decision: 1 on 28x28, 0 on small images)
+    # rule "decision"
+    logit_scale: float = 0.3
+    margin: float = 4.0
+    fire_weight: float = 0.1
+    output_threshold: int | None = None  # fixed integer; default round(0.1 * n_in of the output layer)
+    hidden_threshold: float | None = None  # initial per-neuron hidden threshold; default 0.03 * n_in
+    init_scale: float = 0.05
+    init_positive: tuple[float, ...] = (0.65, 0.60)  # fraction of positive initial weights, per layer
+    # rule "s4nn"
+    thr: float = 100.0
+    gamma: int = 1
+    lr_fact: float = 0.01
+    per_neuron_fact: bool = False
+
+    def resolved(self, input_pixels: int, image_side: int) -> "TrainConfig":
+        s4nn = self.rule == "s4nn"
+        small = image_side < 16  # 8x8 digits: few, coarse pixels, so later and fuller decisions pay
+        sizes = [input_pixels, *self.hidden, 10]
+        pick = lambda value, default: default if value is None else value  # noqa: E731
+        return replace(
+            self,
+            hidden=tuple(int(h) for h in self.hidden),
+            batch_size=pick(self.batch_size, 16 if s4nn or small else 64),
+            lr=pick(self.lr, 0.1 if s4nn else 1e-3),
+            lr_final=pick(self.lr_final, pick(self.lr, 0.1) if s4nn else 1e-5),
+            shift=pick(self.shift, 0 if s4nn or small else 1),
+            output_threshold=pick(self.output_threshold, max(1, round((0.3 if small else 0.1) * sizes[-2]))),
+            hidden_threshold=pick(self.hidden_threshold, max(1.0, (0.125 if small else 0.03) * input_pixels)),
+        )
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    metrics: list[dict] = field(default_factory=list)
+
+
+def split_train_val(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded hold-out of the training split: (train indices, validation indices)."""
+    order = np.random.default_rng(seed + 7919).permutation(n)
+    n_val = int(round(n * fraction))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def build_model(config: TrainConfig, n_in: int, generator: torch.Generator) -> BS4NN:
+    sizes = [n_in, *config.hidden, 10]
+    if config.rule == "s4nn":
+        # the paper's start: positive real weights U(0, 5) hidden and U(0, 48) output; fact set so that the
+        # initial integer thresholds are the configured hidden and output thresholds
+        model = BS4NN(sizes, rule="s4nn", thr=config.thr, fact_init=1.0, per_neuron_fact=config.per_neuron_fact)
+        with torch.no_grad():
+            for k, w in enumerate(model.weights):
+                top = 48.0 if k == len(model.weights) - 1 else 5.0
+                w.copy_(torch.rand(w.shape, generator=generator) * top)
+                theta = config.output_threshold if k == len(model.weights) - 1 else config.hidden_threshold * sizes[k] / n_in
+                model.facts[k].fill_(config.thr / max(0.5, theta - 0.5))
+        model.refresh_thresholds()
+        return model
+    hidden_thresholds = [config.hidden_threshold * n / n_in for n in sizes[:-2]]
+    model = BS4NN(sizes, rule="decision", hidden_thresholds=hidden_thresholds,
+                  output_threshold=config.output_threshold)
+    with torch.no_grad():
+        for k, w in enumerate(model.weights):
+            positive = config.init_positive[min(k, len(config.init_positive) - 1)]
+            sign = torch.where(torch.rand(w.shape, generator=generator) < positive, 1.0, -1.0)
+            w.copy_(sign * config.init_scale * (0.5 + torch.rand(w.shape, generator=generator)))
+    model.refresh_thresholds()
+    return model
+
+
+def make_optimizer(model: BS4NN, config: TrainConfig):
+    if config.rule == "s4nn":
+        return torch.optim.SGD([{"params": list(model.weights), "lr": config.lr},
+                                {"params": list(model.facts), "lr": config.lr_fact}])
+    return torch.optim.Adam([{"params": list(model.weights)},
+                             {"params": list(model.threshold_params), "lr": config.lr * 10}], lr=config.lr)
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """Cosine decay from lr to lr_final over the epochs (constant when they are equal)."""
+    progress = epoch / max(1, config.epochs - 1)
+    return config.lr_final + 0.5 * (config.lr - config.lr_final) * (1 + np.cos(np.pi * progress))
+
+
+def shift_images(images: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each (h, w) image by a random offset in -shift .. shift on both axes, filling with 0."""
+    if shift == 0:
+        return images
+    n, h, w = images.shape
+    padded = F.pad(images, (shift, shift, shift, shift))
+    dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None].expand(n, h, w)
+    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :].expand(n, h, w)
+    return padded[torch.arange(n)[:, None, None], rows, cols]
+
+
+def s4nn_loss(t_out: torch.Tensor, labels: torch.Tensor, gamma: int) -> torch.Tensor:
+    """Squared temporal error against the S4NN relative targets; its gradient wrt t_out is
+    (t - target) / T_MAX, which the layer's backward normalises per image."""
+    with torch.no_grad():
+        t_star = t_out.min(dim=1, keepdim=True).values
+        label_mask = F.one_hot(labels, t_out.shape[1]).bool()
+        near = (t_out - t_star) < gamma
+        target = torch.where(near, torch.clamp(t_star + gamma, max=T_MAX), t_out)
+        target = torch.where(label_mask, t_star, target)
+        silent = (t_star >= T_MAX).expand_as(t_out)
+        target = torch.where(silent, torch.where(label_mask, float(T_MAX - gamma), float(T_MAX)), target)
+    return 0.5 * ((t_out - target) ** 2).sum() / T_MAX
+
+
+def decision_loss(logits, t_star, labels, config: TrainConfig, output_threshold: int) -> torch.Tensor:
+    """Cross-entropy on the scaled decision potentials, margin off the label, plus a fire term."""
+    one_hot = F.one_hot(labels, logits.shape[1]).float()
+    loss = F.cross_entropy(config.logit_scale * (logits - config.margin * one_hot), labels)
+    silent = t_star >= T_MAX
+    if silent.any():
+        label_potential = (logits * one_hot).sum(dim=1)[silent]
+        loss = loss + config.fire_weight * config.logit_scale * F.relu(output_threshold - label_potential).mean()
+    return loss
+
+
+def evaluate(model: BS4NN, images: np.ndarray, labels: np.ndarray, input_shape) -> dict:
+    if len(images) == 0:
+        return {}
+    inference = reference.run(model.network(input_shape), images)
+    out = scoring.score(inference, labels).as_dict()
+    out["median_first_spike_bin"] = float(np.median(inference.first_spike_bin))
+    return out
+
+
+def _state(model, optimizer, generator, epoch, config, history, best, command) -> dict:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": json.dumps(asdict(config)),
+        "command": command or "",
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "history": json.dumps(history),
+        "best": best,
+    }
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint dict, loaded without pickle of arbitrary objects; clear errors for other files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {str(error).splitlines()[0]})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a bs4nn checkpoint (format key missing or wrong)")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: checkpoint version {state.get('version')} is not supported (expected {CHECKPOINT_VERSION})")
+    return state
+
+
+def config_from_state(state: dict) -> TrainConfig:
+    raw = json.loads(state["config"])
+    known = {f.name for f in fields(TrainConfig)}
+    raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
+    return TrainConfig(**raw)
+
+
+def model_from_state(state: dict, which: str = "best") -> tuple[BS4NN, TrainConfig, dict]:
+    config = config_from_state(state)
+    best = state.get("best") or {}
+    model_state = best.get("model") if which == "best" and best.get("model") is not None else state["model"]
+    n_in = model_state["weights.0"].shape[0]
+    model = build_model(config, n_in, torch.Generator().manual_seed(0))
+    model.load_state_dict(model_state)
+    return model, config, best
+
+
+def load_network(checkpoint_path, which: str = "best"):
+    """(Network, meta) from a checkpoint: the best-validation epoch's network unless which="last"."""
+    state = load_checkpoint(checkpoint_path)
+    model, config, best = model_from_state(state, which)
+    shape = tuple(state["best"]["input_shape"]) if state.get("best") else None
+    history = json.loads(state["history"])
+    meta = {"dataset": config.dataset, "seed": config.seed, "command": state["command"],
+            "config": asdict(config), "epoch": best.get("epoch", state["epoch"]), "history": history}
+    return model.network(shape), meta
+
+
+def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, progress: bool = True,
+          command: str | None = None) -> TrainResult:
+    """Train into out_dir; resume=True continues from out_dir/checkpoint.pt up to config.epochs."""
+    from tqdm import tqdm
+
+    from .plots import plot_accuracy
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    train_set = datasets.load(config.dataset, "train", data_dir, progress=progress)
+    test_set = datasets.load(config.dataset, "test", data_dir, progress=progress)
+    input_shape = train_set.images.shape[1:]
+    n_in = int(np.prod(input_shape))
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    if resume:
+        state = load_checkpoint(ckpt_path)
+        saved = config_from_state(state)
+        config = replace(saved, epochs=config.epochs)
+        model, _, _ = model_from_state(state, "last")
+        optimizer = make_optimizer(model, config)
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        start, history, best = state["epoch"], json.loads(state["history"]), state["best"]
+        command = state["command"] + (f" && {command}" if command else "")
+    else:
+        config = config.resolved(n_in, input_shape[0])
+        model = build_model(config, n_in, generator)
+        optimizer = make_optimizer(model, config)
+        start, history, best = 0, [], {}
+    if config.rule not in ("s4nn", "decision"):
+        raise ValueError(f"unknown rule {config.rule!r}: choose 's4nn' or 'decision'")
+    train_idx, val_idx = split_train_val(len(train_set.labels), config.val_fraction, config.seed)
+    images = torch.from_numpy(train_set.images[train_idx])
+    labels = torch.from_numpy(train_set.labels[train_idx].astype(np.int64))
+    for epoch in range(start, config.epochs):
+        lr = learning_rate(config, epoch)
+        optimizer.param_groups[0]["lr"] = lr
+        if config.rule == "decision":
+            optimizer.param_groups[1]["lr"] = lr * 10
+        model.train()
+        began = time.perf_counter()
+        order = torch.randperm(len(labels), generator=generator)
+        batches = range(0, len(order), config.batch_size)
+        total_loss, seen = 0.0, 0
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress, leave=False)
+        for s in bar:
+            idx = order[s : s + config.batch_size]
+            batch = shift_images(images[idx], config.shift, generator).reshape(len(idx), -1)
+            in_bins = (255 - batch.to(torch.int16)).to(torch.int16)
+            times, logits, t_star = model(in_bins)
+            if config.rule == "s4nn":
+                loss = s4nn_loss(times[-1], labels[idx], config.gamma)
+            else:
+                loss = decision_loss(logits, t_star, labels[idx], config, int(model.output_threshold))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                if config.rule == "decision":
+                    for w in model.weights:
+                        w.clamp_(-1.0, 1.0)
+                else:
+                    for f in model.facts:
+                        f.clamp_(min=1e-3)
+            model.refresh_thresholds()
+            total_loss += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        seconds = time.perf_counter() - began
+        entry = {"epoch": epoch + 1, "lr": lr, "loss": total_loss / max(1, seen), "seconds": seconds,
+                 "samples_per_s": seen / seconds,
+                 "thresholds": [int(model.thresholds(k).float().median()) for k in range(len(model.weights))]}
+        for name, imgs, labs in (("val", train_set.images[val_idx], train_set.labels[val_idx]),
+                                 ("test", test_set.images, test_set.labels)):
+            entry.update({f"{name}_{k}": v for k, v in evaluate(model, imgs, labs, input_shape).items() if k != "n"})
+        history.append(entry)
+        key = "val_strict" if "val_strict" in entry else "test_strict"
+        if not best or entry[key] > best["score"]:
+            best = {"epoch": epoch + 1, "score": entry[key], "model": {k: v.clone() for k, v in model.state_dict().items()},
+                    "input_shape": list(input_shape)}
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}: loss {entry['loss']:.4f}  val strict {entry.get('val_strict', float('nan')):.4f}"
+                       f"  test strict {entry['test_strict']:.4f}  no-spike {entry['test_no_spike_rate']:.4f}"
+                       f"  median t* {entry['test_median_first_spike_bin']:.0f}  {entry['samples_per_s']:.0f} samples/s")
+        save_checkpoint(_state(model, optimizer, generator, epoch + 1, config, history, best, command), ckpt_path)
+        _write_json(out_dir / "metrics.json", history)
+        plot_accuracy(history, out_dir / "accuracy.png", title=f"BS4NN {config.dataset} {'-'.join(map(str, [n_in, *config.hidden, 10]))}")
+    return TrainResult(ckpt_path, history)
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
