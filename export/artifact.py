@@ -301,8 +301,9 @@ def _refuse_constant(name):
 
 def load_manifest(path: Path) -> dict:
     """Parse manifest.json and check it against the schema and every rule that needs no other file."""
+    data = _read_bytes(path)
     try:
-        text = _read_bytes(path).decode("utf-8")
+        text = data.decode("utf-8")
         manifest = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
     except UnicodeDecodeError as e:
         raise ArtifactError(f"{path}: not UTF-8 text (byte {e.start})") from None

@@ -25,6 +25,7 @@ from .semantics import T_MAX
 
 CHECKPOINT_FORMAT = "bs4nn-checkpoint"
 CHECKPOINT_VERSION = 1
+RULES = ("decision", "s4nn")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,16 @@ class TrainConfig:
     gamma: int = 1
     lr_fact: float = 0.01
     per_neuron_fact: bool = False
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"unknown rule {self.rule!r}: choose one of {', '.join(RULES)}")
+        if self.epochs < 1 or not self.hidden or min(int(h) for h in self.hidden) < 1:
+            raise ValueError(f"epochs must be >= 1 and hidden sizes >= 1 (got {self.epochs}, {self.hidden})")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
     def resolved(self, input_pixels: int, image_side: int) -> "TrainConfig":
         s4nn = self.rule == "s4nn"
@@ -122,7 +133,7 @@ def make_optimizer(model: BS4NN, config: TrainConfig):
 def learning_rate(config: TrainConfig, epoch: int) -> float:
     """Cosine decay from lr to lr_final over the epochs (constant when they are equal)."""
     progress = epoch / max(1, config.epochs - 1)
-    return config.lr_final + 0.5 * (config.lr - config.lr_final) * (1 + np.cos(np.pi * progress))
+    return float(config.lr_final + 0.5 * (config.lr - config.lr_final) * (1 + np.cos(np.pi * progress)))
 
 
 def shift_images(images: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -201,7 +212,9 @@ def load_checkpoint(path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {str(error).splitlines()[0]})") from None
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else "")
+        raise ValueError(f"{path}: not a readable bs4nn checkpoint ({type(error).__name__}: {reason[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a bs4nn checkpoint (format key missing or wrong)")
     if state.get("version") != CHECKPOINT_VERSION:
@@ -238,8 +251,12 @@ def load_network(checkpoint_path, which: str = "best"):
 
 
 def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, progress: bool = True,
-          command: str | None = None) -> TrainResult:
-    """Train into out_dir; resume=True continues from out_dir/checkpoint.pt up to config.epochs."""
+          command: str | None = None, stop_after: int | None = None) -> TrainResult:
+    """Train into out_dir; resume=True continues from out_dir/checkpoint.pt up to config.epochs.
+
+    stop_after=k stops after epoch k of the schedule (as an interruption would): resuming then gives the
+    same weights, bit for bit, as an uninterrupted run.
+    """
     from tqdm import tqdm
 
     from .plots import plot_accuracy
@@ -268,12 +285,10 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
         model = build_model(config, n_in, generator)
         optimizer = make_optimizer(model, config)
         start, history, best = 0, [], {}
-    if config.rule not in ("s4nn", "decision"):
-        raise ValueError(f"unknown rule {config.rule!r}: choose 's4nn' or 'decision'")
     train_idx, val_idx = split_train_val(len(train_set.labels), config.val_fraction, config.seed)
     images = torch.from_numpy(train_set.images[train_idx])
     labels = torch.from_numpy(train_set.labels[train_idx].astype(np.int64))
-    for epoch in range(start, config.epochs):
+    for epoch in range(start, min(config.epochs, stop_after or config.epochs)):
         lr = learning_rate(config, epoch)
         optimizer.param_groups[0]["lr"] = lr
         if config.rule == "decision":
@@ -316,7 +331,7 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
         history.append(entry)
         key = "val_strict" if "val_strict" in entry else "test_strict"
         if not best or entry[key] > best["score"]:
-            best = {"epoch": epoch + 1, "score": entry[key], "model": {k: v.clone() for k, v in model.state_dict().items()},
+            best = {"epoch": epoch + 1, "score": float(entry[key]), "model": {k: v.clone() for k, v in model.state_dict().items()},
                     "input_shape": list(input_shape)}
         if progress:
             tqdm.write(f"epoch {epoch + 1}: loss {entry['loss']:.4f}  val strict {entry.get('val_strict', float('nan')):.4f}"
