@@ -25,8 +25,8 @@ from .semantics import T_MAX, threshold_from_fact
 
 
 def signs_of(weights: torch.Tensor) -> np.ndarray:
-    """int8 +-1 signs of latent weights, an exact 0 giving +1."""
-    return np.where(weights.detach().cpu().numpy() < 0, -1, 1).astype(np.int8)
+    """int8 +-1 signs of latent weights as a numpy array, an exact 0 giving +1."""
+    return hard_signs(weights).numpy()
 
 
 def run_layer(in_bins: np.ndarray, signs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -105,10 +105,21 @@ class FiredByDecision(torch.autograd.Function):
         return grad * surrogate, None, None
 
 
-def sign_ste(weights: torch.Tensor) -> torch.Tensor:
-    """sign(w) (0 -> +1) forward, identity backward (weights are kept inside [-1, 1])."""
-    hard = torch.where(weights < 0, -1.0, 1.0)
-    return weights + (hard - weights).detach()
+class SignSTE(torch.autograd.Function):
+    """sign(w) (0 -> +1) forward, identity backward (the latent weights are kept inside [-1, 1])."""
+
+    @staticmethod
+    def forward(ctx, weights, hard):
+        return hard
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def hard_signs(weights: torch.Tensor) -> torch.Tensor:
+    """int8 +-1 signs of latent weights as a tensor (0 -> +1)."""
+    return (weights.detach() >= 0).to(torch.int8) * 2 - 1
 
 
 class BS4NN(nn.Module):
@@ -175,30 +186,33 @@ class BS4NN(nn.Module):
         return self._forward_decision(in_bins)
 
     def _forward_decision(self, in_bins):
-        network = self.network((1, self.sizes[0]))
+        signs = [hard_signs(w) for w in self.weights]
         bins = in_bins.numpy().astype(np.int16)
         dtype = kernels.accumulator_dtype(max(self.sizes[:-1]))
         spikes = tuple(np.empty((bins.shape[0], n), np.int16) for n in self.sizes[1:])
         decision = np.empty(bins.shape[0], np.int16)
         t_star = np.empty(bins.shape[0], np.int16)
         potentials = np.empty((bins.shape[0], self.sizes[-1]), np.int32)
-        kernels.forward(bins, tuple(layer.signs for layer in network.layers),
-                        tuple(layer.thresholds.astype(dtype) for layer in network.layers),
+        kernels.forward(bins, tuple(s.numpy() for s in signs),
+                        tuple(self.thresholds(k).numpy().astype(dtype) for k in range(len(signs))),
                         spikes, decision, t_star, potentials)
+        hard = [s.float() for s in signs]
         t_star_t = torch.from_numpy(t_star.astype(np.int64))
         b_star = torch.where(t_star_t < T_MAX, t_star_t - 1, torch.full_like(t_star_t, T_MAX - 1))
-        # the events that reached layer k by the decision bin b*, and by b* - 1 (which decide firing)
+        # Layer k's events that arrived by the decision bin b* feed the next layer's V(b*); those that
+        # arrived by b* - 1 decide whether its neurons fired by b*. Both are exact 0/1 forward; backward,
+        # a hidden neuron's arrival flows through the surrogate of its own potential at b* - 1 (a
+        # deeper layer's "by b* - 1" reuses the same surrogate, one bin early).
         activity = (in_bins.long() <= b_star[:, None]).float()
+        before = (in_bins.long() <= (b_star - 1)[:, None]).float()
         for k in range(len(self.weights) - 1):
-            before = (in_bins.long() <= (b_star - 1)[:, None]).float() if k == 0 else prev_before
-            potential = before @ sign_ste(self.weights[k])
-            u = potential - (self.threshold_params[k] + (self.thresholds(k).float() - self.threshold_params[k]).detach())
+            potential = before @ SignSTE.apply(self.weights[k], hard[k])
+            integer_threshold = self.threshold_params[k] + (self.thresholds(k).float() - self.threshold_params[k]).detach()
+            u = potential - integer_threshold
             hidden = torch.from_numpy(spikes[k].astype(np.int64))
-            fired = (hidden <= b_star[:, None]).float()
-            prev_before = (hidden <= (b_star - 1)[:, None]).float()
-            activity = FiredByDecision.apply(u, fired, self.surrogate_half_width)
-            in_bins = hidden
-        logits = activity @ sign_ste(self.weights[-1])
+            activity = FiredByDecision.apply(u, (hidden <= b_star[:, None]).float(), self.surrogate_half_width)
+            before = FiredByDecision.apply(u, (hidden <= (b_star - 1)[:, None]).float(), self.surrogate_half_width)
+        logits = activity @ SignSTE.apply(self.weights[-1], hard[-1])
         return [torch.from_numpy(s.astype(np.float32)) for s in spikes], logits, t_star_t.float()
 
     surrogate_half_width = 4.0

@@ -329,9 +329,11 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
                                  ("test", test_set.images, test_set.labels)):
             entry.update({f"{name}_{k}": v for k, v in evaluate(model, imgs, labs, input_shape).items() if k != "n"})
         history.append(entry)
-        key = "val_strict" if "val_strict" in entry else "test_strict"
-        if not best or entry[key] > best["score"]:
-            best = {"epoch": epoch + 1, "score": float(entry[key]), "model": {k: v.clone() for k, v in model.state_dict().items()},
+        # the exported epoch is chosen on the validation split; without one, it is the last epoch
+        # (never chosen on the test set)
+        score = entry.get("val_strict", float(epoch))
+        if not best or score > best["score"]:
+            best = {"epoch": epoch + 1, "score": float(score), "model": {k: v.clone() for k, v in model.state_dict().items()},
                     "input_shape": list(input_shape)}
         if progress:
             tqdm.write(f"epoch {epoch + 1}: loss {entry['loss']:.4f}  val strict {entry.get('val_strict', float('nan')):.4f}"

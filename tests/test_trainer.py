@@ -169,3 +169,14 @@ def test_checkpoint_errors(tmp_path):
 def test_unknown_rule_refused():
     with pytest.raises(ValueError, match="unknown rule"):
         TrainConfig(rule="hebb")
+
+
+def test_decision_rule_trains_every_layer_of_a_deep_network():
+    model = random_model([30, 20, 15, 4], "decision", 9, thresholds=(3.0,), output_threshold=2)
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 30)).astype(np.uint8)
+    _, logits, _ = model(torch.from_numpy(encode_pixels(pixels)))
+    torch.nn.functional.cross_entropy(0.3 * logits, torch.arange(32) % 4).backward()
+    for k, w in enumerate(model.weights):
+        assert w.grad is not None and w.grad.abs().sum() > 0, f"layer {k} gets no gradient"
+    for k, p in enumerate(model.threshold_params):
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"hidden thresholds of layer {k} get no gradient"

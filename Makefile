@@ -1,0 +1,105 @@
+# BS4NN: set up, train, export, evaluate, test.
+#
+#   make              = make all: set up .venv if needed, then train, export and evaluate on the bundled
+#                       scikit-learn digits (offline, a few minutes on 2 cores)
+#   make test         the test suite
+#   make train export eval DATASET=mnist DATA_DIR=/path/to/datasets
+#
+# Every step is the `bs4nn` command line; `make -n ...` shows the exact commands.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+.NOTPARALLEL:
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BS4NN := $(VENV)/bin/bs4nn
+STAMP := $(VENV)/.installed
+TORCH_VERSION := 2.13.0
+# pip arguments for torch; where the CPU wheel is not on the default index, for example:
+#   make setup TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
+# Debian packages later parts need (HDL simulation): command to look for -> package
+SYSTEM_PACKAGES ?= iverilog:iverilog tclsh:tcl
+
+# ---------------------------------------------------------------- run settings
+DATASET ?= digits
+EPOCHS_digits := 30
+EPOCHS_mnist := 30
+EPOCHS_fashion-mnist := 30
+HIDDEN_digits := 100
+HIDDEN_mnist := 600
+HIDDEN_fashion-mnist := 600
+EPOCHS ?= $(EPOCHS_$(DATASET))
+HIDDEN ?= $(HIDDEN_$(DATASET))
+SEED ?= 0
+RULE ?=
+RESUME ?=
+RUNS ?= runs
+RUN_DIR = $(RUNS)/$(DATASET)
+MODEL ?= $(RUNS)/$(DATASET)/model
+CHECKPOINT ?= $(RUN_DIR)/checkpoint.pt
+DATA_DIR ?=
+
+DATA_ARGS = $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+TRAIN_ARGS = --dataset $(DATASET) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	--seed $(SEED) $(if $(RULE),--rule $(RULE)) $(if $(RESUME),--resume) --out $(RUN_DIR) $(DATA_ARGS)
+
+# the tests find MNIST / Fashion-MNIST in the shared datasets folder beside the repo, when there is one
+SHARED_DATA := $(wildcard ../shared/datasets)
+TEST_ENV = $(if $(and $(SHARED_DATA),$(if $(BS4NN_DATA),,x)),BS4NN_DATA=$(abspath $(SHARED_DATA)))
+
+.PHONY: all setup system-packages train export eval test clean distclean
+
+all: $(STAMP)
+	$(MAKE) --no-print-directory train export eval
+
+# ---------------------------------------------------------------- setup
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory system-packages
+	@test -x $(PY) || { echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install torch==$(TORCH_VERSION) $(TORCH_PIP_ARGS)
+	$(PY) -m pip install -e '.[test]'
+	touch $@
+
+system-packages:
+	@missing=""; \
+	for pair in $(SYSTEM_PACKAGES); do \
+	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v "$$cmd" >/dev/null 2>&1 || dpkg -s "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing system packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "note: system packages$$missing are missing (needed for the HDL simulation only);" \
+	       "install them with your package manager (skipped: not root or no apt-get)"; \
+	fi
+
+# ---------------------------------------------------------------- the flow
+train: $(STAMP)
+	$(BS4NN) train $(TRAIN_ARGS)
+
+export: $(STAMP)
+	$(BS4NN) export --checkpoint $(CHECKPOINT) --out $(MODEL) --eval-dataset $(DATASET) $(DATA_ARGS)
+
+eval: $(STAMP)
+	$(BS4NN) eval --model $(MODEL) --dataset $(DATASET) --split test $(DATA_ARGS) \
+	  --json $(RUN_DIR)/eval.json --dump-spikes $(RUN_DIR)/spikes.npz
+
+# ---------------------------------------------------------------- tests and cleaning
+test: $(STAMP)
+	$(TEST_ENV) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf -- $(RUNS) build sim_build .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf -- $(VENV)
