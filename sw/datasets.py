@@ -276,7 +276,7 @@ def _download(url: str, dest: Path, want: str, progress: bool) -> None:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
-                      disable=not progress, leave=False) as bar:
+                      disable=None if progress else True, leave=False) as bar:
                 while chunk := resp.read(1 << 16):
                     out.write(chunk)
                     h.update(chunk)

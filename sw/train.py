@@ -298,7 +298,7 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
         order = torch.randperm(len(labels), generator=generator)
         batches = range(0, len(order), config.batch_size)
         total_loss, seen = 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress, leave=False)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=None if progress else True, leave=False)
         for s in bar:
             idx = order[s : s + config.batch_size]
             batch = shift_images(images[idx], config.shift, generator).reshape(len(idx), -1)
