@@ -51,7 +51,7 @@ TRAIN_ARGS = --dataset $(DATASET) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(EPOC
 SHARED_DATA := $(wildcard ../shared/datasets)
 TEST_ENV = $(if $(and $(SHARED_DATA),$(if $(BS4NN_DATA),,x)),BS4NN_DATA=$(abspath $(SHARED_DATA)))
 
-.PHONY: all setup system-packages train export eval test clean distclean
+.PHONY: all setup system-packages train export eval bench test clean distclean
 
 all: $(STAMP)
 	$(MAKE) --no-print-directory train export eval
@@ -92,6 +92,12 @@ export: $(STAMP)
 eval: $(STAMP)
 	$(BS4NN) eval --model $(MODEL) --dataset $(DATASET) --split test $(DATA_ARGS) \
 	  --json $(RUN_DIR)/eval.json --dump-spikes $(RUN_DIR)/spikes.npz
+
+# reference images/s and training samples/s on 784-600-10 MNIST (needs MNIST: DATA_DIR or BS4NN_DATA)
+BENCH_DATASET ?= mnist
+bench: $(STAMP)
+	$(BS4NN) bench --dataset $(BENCH_DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR),$(if $(SHARED_DATA),--data-dir $(abspath $(SHARED_DATA)))) \
+	  --json $(RUNS)/bench.json
 
 # ---------------------------------------------------------------- tests and cleaning
 test: $(STAMP)

@@ -93,6 +93,7 @@ def main(dataset_name: str = "mnist", data_dir=None, model_dir=None, json_out=No
     print(text)
     if json_out:
         path = Path(json_out)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text + "\n")
         os.replace(tmp, path)

@@ -24,8 +24,11 @@ def accumulator_dtype(n_in: int):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _layer_one(in_bins, signs, thresholds, out, order, starts, potential, decision_potential, is_output):
+def _layer_one(in_bins, signs, thresholds, out, order, starts, potential, decision_potential, is_output,
+               from_pixels):
     """Spike bins (1 .. T_MAX) of one layer for one image, written into `out`. Returns t*.
+
+    With from_pixels, in_bins holds 8-bit pixels p and the input events are at bins 255 - p.
 
     For the output layer (is_output), `decision_potential` receives V(b*): V(t* - 1), taken at the first
     crossing, or V(T_MAX - 1) when no neuron fires.
@@ -35,11 +38,12 @@ def _layer_one(in_bins, signs, thresholds, out, order, starts, potential, decisi
     # counting sort of inputs by bin: afterwards the events of bin t are order[starts[t-1]:starts[t]]
     starts[:] = 0
     for i in range(n_in):
-        starts[in_bins[i] + 1] += 1
+        t = _T_MAX - 1 - in_bins[i] if from_pixels else in_bins[i]
+        starts[t + 1] += 1
     for t in range(_T_MAX + 1):
         starts[t + 1] += starts[t]
     for i in range(n_in):
-        t = in_bins[i]
+        t = _T_MAX - 1 - in_bins[i] if from_pixels else in_bins[i]
         order[starts[t]] = i
         starts[t] += 1
     potential[:] = 0
@@ -100,13 +104,14 @@ def layer_spike_bins(in_bins, signs, thresholds, out_bins):
         order = np.empty(in_bins.shape[1], np.int32)
         starts = np.empty(_T_MAX + 2, np.int32)
         potential = np.empty(signs.shape[1], thresholds.dtype)
-        _layer_one(in_bins[b], signs, thresholds, out_bins[b], order, starts, potential, potential, False)
+        _layer_one(in_bins[b], signs, thresholds, out_bins[b], order, starts, potential, potential, False, False)
 
 
 @numba.njit(cache=True, parallel=True)
-def forward(in_bins, signs, thresholds, spikes, decision, first_spike_bin, decision_potentials):
+def forward(in_bins, signs, thresholds, spikes, decision, first_spike_bin, decision_potentials, from_pixels):
     """The whole network on a batch, image by image.
 
+    in_bins: (B, n_in) input spike bins (int16), or 8-bit pixels (uint8) when from_pixels.
     signs, thresholds and spikes are equal-length tuples over the layers (spikes[k]: int16
     (B, n_out_k)); decision / first_spike_bin: int16 (B,); decision_potentials: int32 (B, n_classes)
     receives V_j(b*), with b* = t* - 1, or T_MAX - 1 when no output spiked.
@@ -124,12 +129,15 @@ def forward(in_bins, signs, thresholds, spikes, decision, first_spike_bin, decis
         starts = np.empty(_T_MAX + 2, np.int32)
         potentials = np.empty(n_potentials, thresholds[0].dtype)
         decided = np.empty(signs[last].shape[1], np.int32)
-        bins = in_bins[b]
         t_star = _T_MAX
         for k in range(n_layers):
             potential = potentials[: signs[k].shape[1]]
-            t_star = _layer_one(bins, signs[k], thresholds[k], spikes[k][b], order, starts, potential, decided, k == last)
-            bins = spikes[k][b]
+            if k == 0:
+                t_star = _layer_one(in_bins[b], signs[0], thresholds[0], spikes[0][b], order, starts, potential,
+                                    decided, k == last, from_pixels)
+            else:
+                t_star = _layer_one(spikes[k - 1][b], signs[k], thresholds[k], spikes[k][b], order, starts,
+                                    potential, decided, k == last, False)
         decision[b] = _winner(spikes[last][b], decided, t_star)
         first_spike_bin[b] = t_star
         decision_potentials[b, :] = decided

@@ -195,7 +195,7 @@ class BS4NN(nn.Module):
         potentials = np.empty((bins.shape[0], self.sizes[-1]), np.int32)
         kernels.forward(bins, tuple(s.numpy() for s in signs),
                         tuple(self.thresholds(k).numpy().astype(dtype) for k in range(len(signs))),
-                        spikes, decision, t_star, potentials)
+                        spikes, decision, t_star, potentials, False)
         hard = [s.float() for s in signs]
         t_star_t = torch.from_numpy(t_star.astype(np.int64))
         b_star = torch.where(t_star_t < T_MAX, t_star_t - 1, torch.full_like(t_star_t, T_MAX - 1))

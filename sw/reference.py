@@ -11,7 +11,7 @@ import numpy as np
 
 from . import kernels
 from .network import Network
-from .semantics import encode_pixels
+from .semantics import check_pixels
 
 
 @dataclass
@@ -40,7 +40,7 @@ def flatten_images(pixels: np.ndarray, network: Network) -> np.ndarray:
         pixels = pixels.reshape(pixels.shape[0], -1)
     if pixels.ndim != 2 or pixels.shape[1] != n_in:
         raise ValueError(f"images must be (N, {n_in}) or (N, h, w) 8-bit pixels, got shape {pixels.shape}")
-    encode_pixels(pixels)  # validates dtype and range
+    check_pixels(pixels)
     return pixels.astype(np.uint8, copy=False)
 
 
@@ -52,34 +52,36 @@ def kernel_layers(network: Network):
     return signs, thresholds
 
 
-def run_bins(network: Network, input_bins: np.ndarray, prepared=None) -> Inference:
-    """Run on input spike bins (N, n_in) int16 in 0 .. 255."""
-    bins = np.ascontiguousarray(input_bins, dtype=np.int16)
+def _run(network: Network, events: np.ndarray, from_pixels: bool, prepared=None) -> Inference:
     signs, thresholds = prepared or kernel_layers(network)
-    n = bins.shape[0]
+    n = events.shape[0]
     spikes = tuple(np.empty((n, layer.n_out), np.int16) for layer in network.layers)
     decision = np.empty(n, np.int16)
     first = np.empty(n, np.int16)
     potentials = np.empty((n, network.n_classes), np.int32)
-    kernels.forward(bins, signs, thresholds, spikes, decision, first, potentials)
+    kernels.forward(events, signs, thresholds, spikes, decision, first, potentials, from_pixels)
     return Inference(list(spikes), decision, first, potentials)
 
 
-def run(network: Network, pixels: np.ndarray, batch_size: int = 8192, progress: bool = False) -> Inference:
+def run_bins(network: Network, input_bins: np.ndarray) -> Inference:
+    """Run on input spike bins (N, n_in) in 0 .. 255 (bin 255 - p of pixel p)."""
+    bins = np.ascontiguousarray(input_bins, dtype=np.int16)
+    if bins.size and (bins.min() < 0 or bins.max() > 255):
+        raise ValueError(f"input spike bins must lie in 0..255, got {bins.min()}..{bins.max()}")
+    return _run(network, bins, False)
+
+
+def run(network: Network, pixels: np.ndarray, batch_size: int = 65536, progress: bool = False) -> Inference:
     """Run on 8-bit images, (N, h, w) or (N, n_in)."""
-    flat = flatten_images(pixels, network)
+    flat = np.ascontiguousarray(flatten_images(pixels, network))
     prepared = kernel_layers(network)
-    parts = []
-    starts = range(0, flat.shape[0], batch_size)
+    starts = range(0, max(1, flat.shape[0]), batch_size)
     if progress:
         from tqdm import tqdm
 
         starts = tqdm(starts, desc="reference", unit="batch")
-    for s in starts:
-        parts.append(run_bins(network, encode_pixels(flat[s : s + batch_size]), prepared))
-    if not parts:
-        return run_bins(network, np.zeros((0, flat.shape[1]), np.int16), prepared)
-    return concat(parts)
+    parts = [_run(network, flat[s : s + batch_size], True, prepared) for s in starts]
+    return parts[0] if len(parts) == 1 else concat(parts)
 
 
 def concat(parts: list[Inference]) -> Inference:

@@ -15,15 +15,20 @@ ENCODING = "t=255-p"
 TIE_RULE = "earliest,max-potential,lowest-index"
 
 
-def encode_pixels(pixels: np.ndarray) -> np.ndarray:
-    """Input spike bins of 8-bit pixels: t = 255 - p (bright = early). Returns int16, same shape."""
+def check_pixels(pixels: np.ndarray) -> np.ndarray:
+    """The array itself if it holds integer pixels in 0..255, else a ValueError saying what is wrong."""
     pixels = np.asarray(pixels)
     if pixels.dtype != np.uint8:
         if not np.issubdtype(pixels.dtype, np.integer):
             raise ValueError(f"pixels must be 8-bit integers 0..255, got dtype {pixels.dtype}")
         if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
             raise ValueError(f"pixels must lie in 0..255, got {pixels.min()}..{pixels.max()}")
-    return (255 - pixels.astype(np.int16)).astype(np.int16)
+    return pixels
+
+
+def encode_pixels(pixels: np.ndarray) -> np.ndarray:
+    """Input spike bins of 8-bit pixels: t = 255 - p (bright = early). Returns int16, same shape."""
+    return (255 - check_pixels(pixels).astype(np.int16)).astype(np.int16)
 
 
 def binarize(weights: np.ndarray) -> np.ndarray:
