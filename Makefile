@@ -91,7 +91,7 @@ export: $(STAMP)
 
 eval: $(STAMP)
 	$(BS4NN) eval --model $(MODEL) --dataset $(DATASET) --split test $(DATA_ARGS) \
-	  --json $(RUN_DIR)/eval.json --dump-spikes $(RUN_DIR)/spikes.npz
+	  --json $(RUN_DIR)/eval.json --dump-spikes $(RUN_DIR)/spikes.npz --plots $(RUN_DIR)/plots
 
 # reference images/s and training samples/s on 784-600-10 MNIST (needs MNIST: DATA_DIR or BS4NN_DATA)
 BENCH_DATASET ?= mnist

@@ -324,6 +324,16 @@ def cmd_eval(args, argv) -> int:
         Path(args.dump_spikes).parent.mkdir(parents=True, exist_ok=True)
         config = {key: report[key] for key in ("model_id", "dataset", "split", "limit", "reference")}
         write_dump(args.dump_spikes, inference, labels=labels, config={**config, "mode": "full", "source": "reference"})
+    if args.plots:
+        from .sw import plots
+
+        plot_dir = Path(args.plots)
+        tag = f"{artifact.id32} {_sizes(network)} on {data.name} {data.split}"
+        plots.plot_spike_histograms(inference, plot_dir / "spike_bins.png", f"spike bins, {tag}")
+        plots.plot_confusion(inference.decision, labels, plot_dir / "confusion.png", f"strict decision, {tag}",
+                             network.n_classes)
+        plots.plot_hidden_activity(inference, plot_dir / "hidden_activity.png", f"hidden activity, {tag}")
+        report["plots"] = str(plot_dir)
     if args.json:
         write_json_atomic(args.json, report)
     print(f"model        {artifact.id32}  {_sizes(network)} for {artifact.dataset_name}  ({artifact.path})")
@@ -336,7 +346,7 @@ def cmd_eval(args, argv) -> int:
         print(f"median t*    bin {median:g} of 256")
     speed = f"{report['images_per_s']:,.0f} images/s" if report["images_per_s"] else "-"
     print(f"speed        {speed} ({args.reference} reference, {seconds:.3f} s)")
-    for name, path in (("json", args.json), ("spikes", args.dump_spikes)):
+    for name, path in (("json", args.json), ("spikes", args.dump_spikes), ("plots", args.plots)):
         if path:
             print(f"{name:<12} {path}")
     return 0
@@ -478,6 +488,8 @@ def build_parser(train_options: bool = False) -> argparse.ArgumentParser:
                    help="write every neuron's spike bin, the decisions and t* (.npz spike dump) here")
     p.add_argument("--reference", choices=("fast", "spec"), default="fast",
                    help="fast (numba) reference (default) or the slow, literal spec twin")
+    p.add_argument("--plots", metavar="DIR", default=None,
+                   help="write PNG plots here: spike-bin histograms per layer, confusion matrix, hidden activity")
     _add_data_dir(p)
     p.set_defaults(func=cmd_eval)
 

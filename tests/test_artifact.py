@@ -636,6 +636,16 @@ def test_import_threshold_at_exact_integers(fact, expected):
     assert np.all(net.layers[0].thresholds == expected)
 
 
+@pytest.mark.parametrize("thr, fact, expected", [
+    (60.0, 4.0, 16),  # 60 / 4 = 15 exactly: V > 15 means V >= 16
+    (37.0, 4.0, 10),  # floor(9.25) + 1
+    (1000.0, 4.0, 51),  # floor(250) + 1, clamped to n_in + 1 = 51
+])
+def test_import_threshold_uses_the_given_thr(thr, fact, expected):
+    net = import_reference([np.ones((2, 50))], [fact], thr=thr)
+    assert np.all(net.layers[0].thresholds == expected)
+
+
 def test_import_uses_float64_where_float32_floor_differs():
     fact = np.float32(7.692307949066162)  # the float32 just above 100 / 13
     assert math.floor(100.0 / float(fact)) == 12  # float64: 12.99999957...

@@ -162,6 +162,53 @@ def test_eval_spec_reference_and_train_split(capsys, tmp_path, digits_model):
     assert report["split"] == "train" and report["reference"] == "spec"
 
 
+def test_eval_reports_each_score_under_its_own_name(capsys, tmp_path, digits_test):
+    """A one-layer 64 -> 10 model, all weights +1, all thresholds theta: every output neuron has the same
+    potential at every bin, so V(254) = the number of non-black pixels. An image with at least theta of them
+    makes all ten neurons spike together (a tie decided by the lowest index: 0); one with fewer spikes never
+    (fallback argmax V(255) over equal potentials: 0 again). The four scores follow from pixels and labels."""
+    from bs4nn.sw.network import Layer, Network
+
+    n = 200
+    images, labels = digits_test.images[:n].reshape(n, -1), digits_test.labels[:n].astype(int)
+    ink = (images > 0).sum(axis=1)
+    theta = int(np.median(ink))
+    model = tmp_path / "ties"
+    write_artifact(model, Network((Layer(np.ones((64, 10), np.int8), np.full(10, theta)),), (8, 8)), "digits", PROV)
+    spikes, zero = ink >= theta, labels == 0
+    expected = {"n": n, "strict": zero.mean(), "lenient": (spikes | zero).mean(),
+                "first_spike": (spikes & zero).mean(), "no_spike_rate": (~spikes).mean()}
+    assert len({round(v, 6) for k, v in expected.items() if k != "n"}) == 4  # four different numbers
+    out_json = tmp_path / "eval.json"
+    code, out, err = run_cli(capsys, "eval", "--model", model, "--dataset", "digits", "--limit", n, "--json", out_json)
+    assert code == 0, err
+    report = json.loads(out_json.read_text())
+    for key, value in expected.items():
+        assert report[key] == pytest.approx(value, abs=1e-12), key
+    printed = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
+    for key, label in (("strict", "strict"), ("lenient", "lenient"), ("first_spike", "first-spike"),
+                       ("no_spike_rate", "no-spike")):
+        assert printed[label] == f"{100 * expected[key]:.2f}%", (label, printed[label])
+
+
+@pytest.mark.parametrize("choice", ["spec", "fast"])
+def test_eval_reference_option_selects_the_runner(capsys, monkeypatch, digits_model, choice):
+    used = []
+
+    def spy(name, real):
+        def run(network, images, *args, **kwargs):
+            used.append((name, len(images)))
+            return real(network, images, *args, **kwargs)
+        return run
+
+    monkeypatch.setattr(reference_spec, "run", spy("spec", reference_spec.run))
+    monkeypatch.setattr(reference, "run", spy("fast", reference.run))
+    code, _, err = run_cli(capsys, "eval", "--model", digits_model, "--dataset", "digits", "--limit", 6,
+                           "--reference", choice)
+    assert code == 0, err
+    assert {name for name, _ in used} == {choice} and (choice, 6) in used
+
+
 def test_eval_warns_when_the_model_was_made_for_another_dataset(capsys, tmp_path):
     model = tmp_path / "model"
     write_artifact(model, digits_network(), "fashion-mnist", PROV)  # 8x8, but named for another dataset
@@ -265,6 +312,17 @@ def test_import_reference_round_trip(capsys, tmp_path):
     (metrics,) = artifact.manifest["metrics"]
     assert metrics == {"dataset": "digits", "split": "test", **score(reference.run(want, test.images), test.labels).as_dict()}
     assert artifact.id32 in stdout
+
+
+def test_import_reference_passes_thr(capsys, tmp_path):
+    _, paths = _authors_like_weights(tmp_path, np.random.default_rng(7))
+    out = tmp_path / "imported"
+    code, _, err = run_cli(capsys, "import-reference", "--weights", *paths, "--fact", "4.037", "9.065",
+                           "--thr", "50", "--dataset-name", "digits", "--out", out)
+    assert code == 0, err
+    layers = read_artifact(out).network.layers
+    assert set(layers[0].thresholds.tolist()) == {13}  # floor(50 / 4.037) + 1 = floor(12.39) + 1
+    assert set(layers[1].thresholds.tolist()) == {6}  # floor(50 / 9.065) + 1 = floor(5.52) + 1
 
 
 @pytest.mark.parametrize("case", ["zero weight", "fact count", "missing file", "bad shape"])

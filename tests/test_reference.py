@@ -16,7 +16,7 @@ from bs4nn.sw.conformance import REQUIRED_SITUATIONS, VectorError, compare, load
 from bs4nn.sw.network import Layer, Network, random_network
 from bs4nn.sw.reference import Inference
 from bs4nn.sw.scoring import correct_masks, score
-from bs4nn.sw.semantics import T_MAX
+from bs4nn.sw.semantics import T_MAX, binarize
 
 VECTORS = sorted((Path(__file__).parent / "vectors").glob("*.json"))
 MNIST_IMAGES = Path("/work/shared/datasets/mnist/t10k-images-idx3-ubyte.gz")
@@ -253,3 +253,71 @@ def test_scoring_three_ways():
     assert (s.n, s.strict, s.lenient, s.first_spike, s.no_spike_rate) == (5, 0.4, 0.6, 0.2, 0.4)
     with pytest.raises(ValueError):
         score(inference, labels[:4])
+
+
+# ------------------------------------------------------------------------------- (g) semantics helpers
+
+
+def test_binarize_maps_exact_zero_to_plus_one():
+    # docs/semantics.md: a real weight of exactly 0 is +1 (numpy.sign(0) would give 0); -0.0 is a zero too
+    weights = np.array([[-2.5, -1e-30, 0.0], [-0.0, 1e-30, 3.0]])
+    signs = binarize(weights)
+    assert signs.dtype == np.int8
+    assert signs.tolist() == [[-1, -1, 1], [1, 1, 1]]
+
+
+# ------------------------------------------------------------------ (h) the references' inputs and batching
+
+
+def small_case(n_images=10, seed=3):
+    rng = np.random.default_rng(seed)
+    network = random_network([12, 6, 3], rng, input_shape=(3, 4), threshold_range=(1, 4))
+    return network, rng.integers(0, 256, (n_images, 3, 4)).astype(np.uint8)
+
+
+def test_run_in_several_batches_equals_one_batch():
+    network, pixels = small_case()
+    whole = reference.run(network, pixels)
+    assert_same(reference.run(network, pixels, batch_size=3), whole, "batches of 3 (the last one holds 1 image)")
+    assert_same(whole, reference_spec.run(network, pixels), "fast vs spec")
+
+
+def test_run_bins_takes_spike_bins_not_pixels():
+    network, pixels = small_case()
+    bins = 255 - pixels.reshape(len(pixels), -1).astype(np.int16)  # pixel p spikes in bin 255 - p
+    assert_same(reference.run_bins(network, bins), reference.run(network, pixels), "run_bins(255 - p) vs run(p)")
+    for bad in (256, -1):
+        wrong = bins.copy()
+        wrong[2, 5] = bad
+        with pytest.raises(ValueError, match="0..255"):
+            reference.run_bins(network, wrong)
+
+
+@pytest.mark.parametrize("ref", sorted(REFERENCES))
+def test_pixels_outside_0_255_are_refused(ref):
+    network, pixels = small_case(2)
+    for bad in (256, -1):
+        wide = pixels.astype(np.int32)
+        wide[1, 2, 3] = bad  # would wrap around silently if cast to uint8
+        with pytest.raises(ValueError, match="0..255"):
+            REFERENCES[ref](network, wide)
+    with pytest.raises(ValueError, match="dtype"):
+        REFERENCES[ref](network, pixels.astype(np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        REFERENCES[ref](network, pixels.reshape(2, 2, 6))
+
+
+def test_layer_and_network_refuse_what_the_semantics_exclude():
+    signs = np.ones((3, 2), np.int8)
+    Layer(signs, [1, 4])  # 1 .. n_in + 1 are legal
+    for thresholds in ([0, 2], [1, 5]):
+        with pytest.raises(ValueError, match="thresholds"):
+            Layer(signs, thresholds)
+    zero = signs.copy()
+    zero[1, 1] = 0
+    with pytest.raises(ValueError, match="signs"):
+        Layer(zero, [1, 1])
+    with pytest.raises(ValueError, match="n_in"):
+        Network((Layer(signs, [1, 1]), Layer(np.ones((3, 2), np.int8), [1, 1])), (1, 3))  # 2 outputs feed 3 inputs
+    with pytest.raises(ValueError, match="input_shape"):
+        Network((Layer(signs, [1, 1]),), (2, 2))

@@ -13,7 +13,8 @@ from bs4nn.export.exporter import export_checkpoint
 from bs4nn.sw import reference, reference_spec
 from bs4nn.sw.model import BS4NN, S4NNSpikeTimes, normalize_rows, signs_of
 from bs4nn.sw.semantics import T_MAX, encode_pixels, threshold_from_fact
-from bs4nn.sw.train import TrainConfig, build_model, load_checkpoint, load_network, train
+from bs4nn.sw import train as training
+from bs4nn.sw.train import TrainConfig, build_model, load_checkpoint, load_network, split_train_val, train
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 
@@ -92,6 +93,24 @@ def test_threshold_rule_uses_float64():
     assert threshold_from_fact(100, fact, 784) == 7
 
 
+def test_integer_thresholds_from_learned_parameters():
+    """Rule "decision": hidden thresholds are the rounded parameters clamped to 1 .. n_in + 1, the output's
+    is fixed. Rule "s4nn": floor(thr / fact) + 1 (float64), clamped, per layer or per neuron."""
+    model = BS4NN([6, 4, 3], rule="decision", hidden_thresholds=[2.0], output_threshold=2)
+    with torch.no_grad():
+        model.threshold_params[0].copy_(torch.tensor([-5.0, 2.6, 6.9, 1000.0]))
+    model.refresh_thresholds()
+    assert model.thresholds(0).tolist() == [1, 3, 7, 7]  # n_in + 1 = 7 is legal (never fires)
+    assert model.thresholds(1).tolist() == [2, 2, 2]
+    s4nn = BS4NN([6, 4, 3], rule="s4nn", thr=100.0, per_neuron_fact=True)
+    with torch.no_grad():
+        s4nn.facts[0].copy_(torch.tensor([25.0, 30.0, 1.0, 1000.0]))
+        s4nn.facts[1].copy_(torch.tensor([50.0, 40.0, 100.0]))
+    s4nn.refresh_thresholds()
+    assert s4nn.thresholds(0).tolist() == [5, 4, 7, 1]  # 100/25 = 4 exactly -> 5; floor(3.33) + 1; clamped
+    assert s4nn.thresholds(1).tolist() == [3, 3, 2]
+
+
 def test_s4nn_backward_is_the_temporal_rule():
     rng = np.random.default_rng(2)
     t_in = torch.from_numpy(rng.integers(0, 257, (3, 5)).astype(np.float32))
@@ -113,6 +132,24 @@ def test_s4nn_backward_is_the_temporal_rule():
     signs = signs_of(weights).astype(np.float32)
     np.testing.assert_allclose(fact.grad.numpy(), (expected_w * signs).mean(), rtol=1e-5, atol=1e-8)
     assert torch.equal(normalize_rows(torch.zeros(2, 3)), torch.zeros(2, 3))
+
+
+def test_s4nn_rule_is_strict_in_time():
+    """[t_i < t_j] is strict: an input arriving in the very bin its neuron fires, and a silent input (256) to a
+    silent neuron (256), get no gradient. Worked by hand on one image, 3 inputs -> 2 neurons, all weights > 0."""
+    t_in = torch.tensor([[5.0, 6.0, 256.0]], requires_grad=True)
+    weights = torch.tensor([[0.5, 0.25], [1.0, 2.0], [0.75, 1.5]], requires_grad=True)
+    fact = torch.tensor(10.0, requires_grad=True)
+    thresholds = np.array([1, 3], np.int32)
+    t_out = S4NNSpikeTimes.apply(t_in, weights, fact, thresholds)
+    # o0 (theta 1): V(5) = 1, fires at 6; o1 (theta 3): V(6) = 2 and input 2 never arrives, so never (256)
+    assert t_out.tolist() == [[6.0, 256.0]]
+    (t_out * torch.tensor([[3.0, 4.0]])).sum().backward()
+    # g = (3, 4) / 5 = (0.6, 0.8); mask [t_i < t_j] = [[1, 1], [0 (6 < 6), 1], [0, 0 (256 < 256)]]
+    np.testing.assert_allclose(weights.grad.numpy(), [[-0.6, -0.8], [0.0, -0.8], [0.0, 0.0]], rtol=1e-6)
+    # grad_in_i = sum_j w_ij g_j mask_ij = [0.5*0.6 + 0.25*0.8, 2.0*0.8, 0]
+    np.testing.assert_allclose(t_in.grad.numpy(), [[0.5, 1.6, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(fact.grad.numpy(), -2.2 / 6, rtol=1e-6)  # mean of grad_w * sign(w), signs all +1
 
 
 def tiny_config(**kw):
@@ -151,6 +188,72 @@ def test_training_learns_and_export_matches_the_model(tmp_path):
     test = datasets.load("digits", "test")
     strict = scoring.score(reference.run(again.network, test.images), test.labels).strict
     assert strict == [m for m in result.metrics if m["epoch"] == meta["epoch"]][0]["test_strict"]
+
+
+def test_exported_epoch_is_chosen_on_validation_never_on_test(tmp_path, monkeypatch):
+    """Scores are faked so that validation prefers epoch 1 and the test split epoch 3: the checkpoint's best
+    (exported) network must be epoch 1's, the very network a run stopped after epoch 1 ends with."""
+    val, test = {1: 0.9, 2: 0.5, 3: 0.4}, {1: 0.1, 2: 0.2, 3: 0.95}
+    calls = []
+
+    def fake_evaluate(model, images, labels, input_shape):
+        epoch, is_test = len(calls) // 2 + 1, len(calls) % 2 == 1  # train evaluates val, then test
+        calls.append(len(labels))
+        rate = (test if is_test else val)[epoch]
+        return {"n": len(labels), "strict": rate, "lenient": rate, "first_spike": rate, "no_spike_rate": 0.0,
+                "median_first_spike_bin": 100.0}
+
+    monkeypatch.setattr(training, "evaluate", fake_evaluate)
+    config = TrainConfig(dataset="digits", hidden=(8,), epochs=3, seed=1)
+    train(config, tmp_path / "full", progress=False)
+    assert calls == [120, 360] * 3  # 1437 training images: round(1437 / 12) held out; 360 test images
+    network, meta = load_network(tmp_path / "full" / "checkpoint.pt")
+    assert meta["epoch"] == 1
+    calls.clear()
+    train(config, tmp_path / "one", progress=False, stop_after=1)
+    epoch1, _ = load_network(tmp_path / "one" / "checkpoint.pt", which="last")
+    last, _ = load_network(tmp_path / "full" / "checkpoint.pt", which="last")
+    for mine, want, other in zip(network.layers, epoch1.layers, last.layers):
+        np.testing.assert_array_equal(mine.signs, want.signs)
+        np.testing.assert_array_equal(mine.thresholds, want.thresholds)
+    assert any((a.signs != b.signs).any() for a, b in zip(network.layers, last.layers))  # not trivially equal
+
+
+def test_training_feeds_each_training_image_once_per_epoch_at_bins_255_minus_p(tmp_path, monkeypatch):
+    """The training loop encodes pixels itself: over one epoch the model must see every image of the training
+    part of the split exactly once (none of the held-out validation images), as input bins 255 - p."""
+    seen = []
+    real_forward = BS4NN.forward
+
+    def spy(self, in_bins):
+        seen.append(in_bins.numpy().copy())
+        return real_forward(self, in_bins)
+
+    monkeypatch.setattr(BS4NN, "forward", spy)
+    scores = {"strict": 0.5, "lenient": 0.5, "first_spike": 0.5, "no_spike_rate": 0.0, "median_first_spike_bin": 100.0}
+    monkeypatch.setattr(training, "evaluate", lambda *args: dict(scores))  # the evaluation is not under test
+    train(TrainConfig(dataset="digits", hidden=(8,), epochs=1, seed=2), tmp_path / "run", progress=False)
+    from bs4nn.sw import datasets
+
+    images = datasets.load("digits", "train").images.reshape(1437, 64)
+    train_idx, _ = split_train_val(1437, 1 / 12, 2)
+    expected = 255 - images[train_idx].astype(np.int64)
+    got = np.concatenate(seen).astype(np.int64)
+    assert got.shape == expected.shape == (1317, 64)
+    got_rows, got_counts = np.unique(got, axis=0, return_counts=True)  # the same multiset of rows
+    want_rows, want_counts = np.unique(expected, axis=0, return_counts=True)
+    assert np.array_equal(got_rows, want_rows) and np.array_equal(got_counts, want_counts)
+
+
+def test_validation_split_is_a_disjoint_seeded_hold_out():
+    train_idx, val_idx = split_train_val(1437, 1 / 12, 4)
+    assert len(val_idx) == 120 and len(train_idx) == 1317  # round(119.75)
+    assert not set(train_idx.tolist()) & set(val_idx.tolist())
+    assert sorted(train_idx.tolist() + val_idx.tolist()) == list(range(1437))
+    again = split_train_val(1437, 1 / 12, 4)
+    assert np.array_equal(again[0], train_idx) and np.array_equal(again[1], val_idx)
+    assert not np.array_equal(split_train_val(1437, 1 / 12, 5)[1], val_idx)  # the seed matters
+    assert split_train_val(10, 0.0, 4)[1].size == 0
 
 
 def test_checkpoint_errors(tmp_path):
