@@ -6,9 +6,9 @@
     V_j(t) = sum of w_ji over inputs with t_i <= t, a neuron fires at 1 + the first bin with
     V_j(t) >= theta_j (at most once, 256 = never); decision = earliest output spike, ties by highest
     V(t* - 1) then lowest index, no output spike -> argmax V(255) (lowest index on ties).
-    The forward pass is the numba kernel `real_forward` (event-driven: counting sort of the inputs by bin,
-    add the weight rows of a bin's events in input-index order in float32, compare at the end of the bin;
-    bin-255 events are only integrated by the output layer, for the no-spike fallback; batch parallel).
+    The forward pass is the reference's own dtype-generic numba kernel (`kernels.forward`, run on float32
+    weights and thresholds: counting sort of the inputs by bin, a bin's weight rows added in input-index
+    order, compare at the end of the bin; bin-255 events only for the output layer's no-spike fallback).
     Training is our trainer's "decision" rule (docs/training.md) with real weights instead of signs:
     cross-entropy on logit_scale * (V(b*) - margin * onehot) with b* = t* - 1 (255 with no output spike),
     the gradient reaching the hidden layer through a straight-through triangle surrogate (half-width
@@ -55,11 +55,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import datasets
+from . import datasets, kernels
 from .semantics import T_MAX
 from .train import shift_images, split_train_val
+from .model import FiredByDecision
 
-__all__ = ["PAPER", "RealInference", "real_forward", "real_forward_serial", "run_real", "S4NNReal", "BinaryANN",
+__all__ = ["PAPER", "RealInference", "run_real", "S4NNReal", "BinaryANN",
            "train_s4nn_real", "train_binary_ann", "run_baselines", "main"]
 
 # The BS4NN paper's figures for the two comparison networks (784-600-10), test accuracy.
@@ -70,117 +71,6 @@ _T_MAX = T_MAX
 
 
 # ----------------------------------------------------------------------------- exact real-valued forward
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _real_layer(in_bins, weights, thresholds, out, order, starts, potential, decided, is_output):
-    """Spike bins (1 .. T_MAX) of one layer for one image into `out`; returns t* (output layer) or T_MAX.
-
-    in_bins: input spike bins 0 .. T_MAX (T_MAX = no event). For the output layer `decided` receives
-    V(t* - 1) (taken at the first crossing) or V(T_MAX - 1) when no neuron fires.
-    """
-    n_in = in_bins.shape[0]
-    n_out = weights.shape[1]
-    # counting sort by bin (stable: input-index order within a bin); afterwards the events of bin t are
-    # order[starts[t - 1]:starts[t]]
-    starts[:] = 0
-    for i in range(n_in):
-        starts[in_bins[i] + 1] += 1
-    for t in range(_T_MAX + 1):
-        starts[t + 1] += starts[t]
-    for i in range(n_in):
-        t = in_bins[i]
-        order[starts[t]] = i
-        starts[t] += 1
-    potential[:] = 0.0
-    out[:] = _T_MAX
-    t_star = _T_MAX
-    lo = 0
-    for t in range(_T_MAX - 1):  # a crossing in bin 255 would give 256 = never: no comparison there
-        hi = starts[t]
-        if lo == hi:
-            continue  # no event: the potentials did not change since the last comparison
-        for e in range(lo, hi):
-            row = weights[order[e]]
-            for j in range(n_out):
-                potential[j] += row[j]
-        lo = hi
-        stamp = np.int16(t + 1)
-        for j in range(n_out):  # branch-free, so that it vectorises
-            fire_now = (potential[j] >= thresholds[j]) & (out[j] == _T_MAX)
-            out[j] = stamp if fire_now else out[j]
-        if is_output and t_star == _T_MAX:
-            for j in range(n_out):
-                if out[j] == stamp:
-                    t_star = t + 1
-            if t_star < _T_MAX:
-                for j in range(n_out):
-                    decided[j] = potential[j]
-    if is_output and t_star == _T_MAX:
-        for e in range(lo, starts[_T_MAX - 1]):  # bin-255 events: only for the no-spike fallback
-            row = weights[order[e]]
-            for j in range(n_out):
-                potential[j] += row[j]
-        for j in range(n_out):
-            decided[j] = potential[j]
-    return t_star
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _real_image(b, in_bins, weights, thresholds, spikes, decision, first_spike_bin, decision_potentials):
-    """The whole network on image b of the batch (see `real_forward`)."""
-    n_layers = len(weights)
-    last = n_layers - 1
-    width = in_bins.shape[1]
-    n_pot = 1
-    for k in range(n_layers):
-        width = max(width, weights[k].shape[0])
-        n_pot = max(n_pot, weights[k].shape[1])
-    n_classes = weights[last].shape[1]
-    order = np.empty(width, np.int32)
-    starts = np.empty(_T_MAX + 2, np.int32)
-    potentials = np.empty(n_pot, np.float32)
-    decided = np.zeros(n_classes, np.float32)
-    t_star = _T_MAX
-    for k in range(n_layers):
-        potential = potentials[: weights[k].shape[1]]
-        if k == 0:
-            t_star = _real_layer(in_bins[b], weights[0], thresholds[0], spikes[0][b], order, starts,
-                                 potential, decided, k == last)
-        else:
-            t_star = _real_layer(spikes[k - 1][b], weights[k], thresholds[k], spikes[k][b], order, starts,
-                                 potential, decided, k == last)
-    # decision: earliest spike, then highest V(t* - 1), then lowest index; no spike: argmax V(255)
-    out = spikes[last][b]
-    winner = -1
-    for j in range(n_classes):
-        if t_star < _T_MAX and out[j] != t_star:
-            continue
-        if winner < 0 or decided[j] > decided[winner]:
-            winner = j
-    decision[b] = winner
-    first_spike_bin[b] = t_star
-    for j in range(n_classes):
-        decision_potentials[b, j] = decided[j]
-
-
-@numba.njit(cache=True, parallel=True)
-def real_forward(in_bins, weights, thresholds, spikes, decision, first_spike_bin, decision_potentials):
-    """Exact forward of a real-valued TTFS network on a batch, images in parallel.
-
-    in_bins: int16 (B, n_in), 0 .. T_MAX; weights: tuple over layers of C-contiguous float32 (n_in, n_out);
-    thresholds: tuple of float32 (n_out,); spikes: tuple of int16 (B, n_out) outputs; decision and
-    first_spike_bin: int16 (B,); decision_potentials: float32 (B, n_classes), V(b*).
-    """
-    for b in numba.prange(in_bins.shape[0]):
-        _real_image(b, in_bins, weights, thresholds, spikes, decision, first_spike_bin, decision_potentials)
-
-
-@numba.njit(cache=True, nogil=True)
-def real_forward_serial(in_bins, weights, thresholds, spikes, decision, first_spike_bin, decision_potentials):
-    """`real_forward` on one thread (training mini-batches: no second OpenMP pool next to torch's)."""
-    for b in range(in_bins.shape[0]):
-        _real_image(b, in_bins, weights, thresholds, spikes, decision, first_spike_bin, decision_potentials)
-
 
 class RealInference:
     """What a real-valued network does on a batch: spike bins per layer (int16, 256 = never), the
@@ -194,8 +84,8 @@ class RealInference:
 
 
 def run_real(in_bins, weights, thresholds, parallel: bool = True) -> RealInference:
-    """`real_forward` on input bins (N, n_in) (0 .. 256) with weights [(n_in, n_out) ...] and thresholds
-    [(n_out,) ...] (float32); parallel=False runs `real_forward_serial`."""
+    """The exact forward on input bins (N, n_in) (0 .. 256) with weights [(n_in, n_out) ...] and thresholds
+    [(n_out,) ...] (float32); parallel=False runs on one thread (`kernels.forward_serial`)."""
     in_bins = np.ascontiguousarray(in_bins, np.int16)
     if in_bins.ndim != 2 or (in_bins.size and (in_bins.min() < 0 or in_bins.max() > _T_MAX)):
         raise ValueError(f"input bins must be (N, n_in) in 0..{_T_MAX}")
@@ -213,26 +103,11 @@ def run_real(in_bins, weights, thresholds, parallel: bool = True) -> RealInferen
     decision = np.empty(n, np.int16)
     first = np.empty(n, np.int16)
     potentials = np.empty((n, w[-1].shape[1]), np.float32)
-    (real_forward if parallel else real_forward_serial)(in_bins, w, th, spikes, decision, first, potentials)
+    (kernels.forward if parallel else kernels.forward_serial)(in_bins, w, th, spikes, decision, first, potentials, False)
     return RealInference(list(spikes), decision, first, potentials)
 
 
 # ----------------------------------------------------------------------------- real-valued S4NN (a)
-
-class _FiredByDecision(torch.autograd.Function):
-    """Exact 0/1 "fired by b*" forward; backward a triangle max(0, 1 - |u| / w) around the crossing u = 0."""
-
-    @staticmethod
-    def forward(ctx, u, fired, half_width):
-        ctx.save_for_backward(u)
-        ctx.half_width = half_width
-        return fired
-
-    @staticmethod
-    def backward(ctx, grad):
-        (u,) = ctx.saved_tensors
-        return grad * torch.clamp(1.0 - u.abs() / ctx.half_width, min=0.0), None, None
-
 
 class S4NNReal(nn.Module):
     """784-H-10 real-valued TTFS network: weights (n_in, n_out), learned per-neuron hidden thresholds
@@ -246,7 +121,7 @@ class S4NNReal(nn.Module):
         self.register_buffer("theta2", torch.full((n_classes,), float(output_threshold)))
 
     def arrays(self):
-        """(weights, thresholds) as float32 numpy tuples for `real_forward`."""
+        """(weights, thresholds) as float32 numpy tuples for `run_real`."""
         w = tuple(np.ascontiguousarray(p.detach().numpy(), np.float32) for p in (self.w1, self.w2))
         th = tuple(np.ascontiguousarray(p.detach().numpy(), np.float32) for p in (self.theta1, self.theta2))
         return w, th
@@ -265,7 +140,7 @@ class S4NNReal(nn.Module):
         u = before @ self.w1 - self.theta1  # the hidden potential at b* - 1 against the threshold
         hidden = torch.from_numpy(inf.spikes[0].astype(np.int64))
         fired = (hidden <= b_star[:, None]).float()  # hidden spikes that reach V_out(b*): exact
-        activity = _FiredByDecision.apply(u, fired, half_width)
+        activity = FiredByDecision.apply(u, fired, half_width, 0.0)
         return activity @ self.w2, inf
 
 

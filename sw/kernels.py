@@ -107,37 +107,51 @@ def layer_spike_bins(in_bins, signs, thresholds, out_bins):
         _layer_one(in_bins[b], signs, thresholds, out_bins[b], order, starts, potential, potential, False, False)
 
 
-@numba.njit(cache=True, parallel=True)
-def forward(in_bins, signs, thresholds, spikes, decision, first_spike_bin, decision_potentials, from_pixels):
-    """The whole network on a batch, image by image.
-
-    in_bins: (B, n_in) input spike bins (int16), or 8-bit pixels (uint8) when from_pixels.
-    signs, thresholds and spikes are equal-length tuples over the layers (spikes[k]: int16
-    (B, n_out_k)); decision / first_spike_bin: int16 (B,); decision_potentials: int32 (B, n_classes)
-    receives V_j(b*), with b* = t* - 1, or T_MAX - 1 when no output spiked.
-    """
+@numba.njit(cache=True, nogil=True, inline="always")
+def _image(b, in_bins, signs, thresholds, spikes, decision, first_spike_bin, decision_potentials, from_pixels):
+    """The whole network on image b of the batch (see `forward`)."""
     n_layers = len(signs)
     width = in_bins.shape[1]
-    for k in range(n_layers):
-        width = max(width, signs[k].shape[0])
     n_potentials = 0
     for k in range(n_layers):
+        width = max(width, signs[k].shape[0])
         n_potentials = max(n_potentials, signs[k].shape[1])
     last = n_layers - 1
+    order = np.empty(width, np.int32)
+    starts = np.empty(_T_MAX + 2, np.int32)
+    potentials = np.empty(n_potentials, thresholds[0].dtype)
+    decided = np.zeros(signs[last].shape[1], decision_potentials.dtype)
+    t_star = _T_MAX
+    for k in range(n_layers):
+        potential = potentials[: signs[k].shape[1]]
+        if k == 0:
+            t_star = _layer_one(in_bins[b], signs[0], thresholds[0], spikes[0][b], order, starts, potential,
+                                decided, k == last, from_pixels)
+        else:
+            t_star = _layer_one(spikes[k - 1][b], signs[k], thresholds[k], spikes[k][b], order, starts,
+                                potential, decided, k == last, False)
+    decision[b] = _winner(spikes[last][b], decided, t_star)
+    first_spike_bin[b] = t_star
+    decision_potentials[b, :] = decided
+
+
+@numba.njit(cache=True, parallel=True)
+def forward(in_bins, signs, thresholds, spikes, decision, first_spike_bin, decision_potentials, from_pixels):
+    """The whole network on a batch, images in parallel.
+
+    in_bins: (B, n_in) input spike bins 0 .. T_MAX (int16; T_MAX = no event), or 8-bit pixels (uint8) when
+    from_pixels. signs, thresholds and spikes are equal-length tuples over the layers (spikes[k]: int16
+    (B, n_out_k)); decision / first_spike_bin: int16 (B,); decision_potentials (B, n_classes) receives
+    V_j(b*), with b* = t* - 1, or T_MAX - 1 when no output spiked. The kernel is dtype-generic: the
+    binary network runs int8 signs with int16/int32 thresholds and int32 decision potentials; real-valued
+    comparison networks (sw/baselines.py) run float32 weights, thresholds and potentials.
+    """
     for b in numba.prange(in_bins.shape[0]):
-        order = np.empty(width, np.int32)
-        starts = np.empty(_T_MAX + 2, np.int32)
-        potentials = np.empty(n_potentials, thresholds[0].dtype)
-        decided = np.empty(signs[last].shape[1], np.int32)
-        t_star = _T_MAX
-        for k in range(n_layers):
-            potential = potentials[: signs[k].shape[1]]
-            if k == 0:
-                t_star = _layer_one(in_bins[b], signs[0], thresholds[0], spikes[0][b], order, starts, potential,
-                                    decided, k == last, from_pixels)
-            else:
-                t_star = _layer_one(spikes[k - 1][b], signs[k], thresholds[k], spikes[k][b], order, starts,
-                                    potential, decided, k == last, False)
-        decision[b] = _winner(spikes[last][b], decided, t_star)
-        first_spike_bin[b] = t_star
-        decision_potentials[b, :] = decided
+        _image(b, in_bins, signs, thresholds, spikes, decision, first_spike_bin, decision_potentials, from_pixels)
+
+
+@numba.njit(cache=True, nogil=True)
+def forward_serial(in_bins, signs, thresholds, spikes, decision, first_spike_bin, decision_potentials, from_pixels):
+    """`forward` on one thread (small training batches, next to torch's own thread pool)."""
+    for b in range(in_bins.shape[0]):
+        _image(b, in_bins, signs, thresholds, spikes, decision, first_spike_bin, decision_potentials, from_pixels)

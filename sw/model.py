@@ -89,20 +89,21 @@ class S4NNSpikeTimes(torch.autograd.Function):
 
 
 class FiredByDecision(torch.autograd.Function):
-    """Exact 0/1 "fired by b*" forward; a triangle of half-width `half_width` around u = V - theta + 1/2
-    backward (the neuron fires when u > 0)."""
+    """Exact 0/1 "fired by b*" forward; backward, a triangle of half-width `half_width` centred on the
+    crossing u = V - theta = -offset (offset 1/2 for integer potentials, which fire at u >= 0; 0 for real)."""
 
     @staticmethod
-    def forward(ctx, u, fired, half_width):
+    def forward(ctx, u, fired, half_width, offset):
         ctx.save_for_backward(u)
         ctx.half_width = half_width
+        ctx.offset = offset
         return fired
 
     @staticmethod
     def backward(ctx, grad):
         (u,) = ctx.saved_tensors
-        surrogate = torch.clamp(1.0 - (u + 0.5).abs() / ctx.half_width, min=0.0)
-        return grad * surrogate, None, None
+        surrogate = torch.clamp(1.0 - (u + ctx.offset).abs() / ctx.half_width, min=0.0)
+        return grad * surrogate, None, None, None
 
 
 class SignSTE(torch.autograd.Function):
@@ -210,8 +211,8 @@ class BS4NN(nn.Module):
             integer_threshold = self.threshold_params[k] + (self.thresholds(k).float() - self.threshold_params[k]).detach()
             u = potential - integer_threshold
             hidden = torch.from_numpy(spikes[k].astype(np.int64))
-            activity = FiredByDecision.apply(u, (hidden <= b_star[:, None]).float(), self.surrogate_half_width)
-            before = FiredByDecision.apply(u, (hidden <= (b_star - 1)[:, None]).float(), self.surrogate_half_width)
+            activity = FiredByDecision.apply(u, (hidden <= b_star[:, None]).float(), self.surrogate_half_width, 0.5)
+            before = FiredByDecision.apply(u, (hidden <= (b_star - 1)[:, None]).float(), self.surrogate_half_width, 0.5)
         logits = activity @ SignSTE.apply(self.weights[-1], hard[-1])
         return [torch.from_numpy(s.astype(np.float32)) for s in spikes], logits, t_star_t.float()
 
