@@ -267,16 +267,12 @@ def cmd_import_reference(args, argv) -> int:
     if args.eval_dataset:
         metrics = [metrics_entry(network, name, split, args.data_dir, args.dataset_name, "import-reference")
                    for name in dict.fromkeys(args.eval_dataset) for split in dict.fromkeys(args.eval_split)]
-    provenance = {"command": _command_line(argv), "seed": None, "commit": _git_commit(), "source": "imported"}
+    from .export.provenance import git_commit
+
+    provenance = {"command": _command_line(argv), "seed": None, "commit": git_commit(), "source": "imported"}
     artifact = write_artifact(args.out, network, args.dataset_name, provenance, metrics)
     _print_artifact(artifact)
     return 0
-
-
-def _git_commit():
-    from .export.provenance import git_commit
-
-    return git_commit()
 
 
 def _print_artifact(artifact) -> None:

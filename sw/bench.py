@@ -36,7 +36,7 @@ def bench_training(dataset, batches: int = 150, batch_size: int = 64, hidden: in
     """Full training steps (data shift, exact forward, backward, Adam update, threshold refresh)."""
     import torch
 
-    from .train import TrainConfig, build_model, decision_loss, make_optimizer, shift_images
+    from .train import TrainConfig, build_model, make_optimizer, train_step
 
     n_in = int(np.prod(dataset.images.shape[1:]))
     config = TrainConfig(dataset=dataset.name, hidden=(hidden,), batch_size=batch_size, seed=seed)
@@ -48,18 +48,9 @@ def bench_training(dataset, batches: int = 150, batch_size: int = 64, hidden: in
     labels = torch.from_numpy(dataset.labels.astype(np.int64))
 
     def steps(count):
-        for step in range(count):
+        for _ in range(count):
             idx = torch.randint(0, len(labels), (batch_size,), generator=generator)
-            batch = shift_images(images[idx], config.shift, generator).reshape(batch_size, -1)
-            _, logits, t_star = model((255 - batch.to(torch.int16)).to(torch.int16))
-            loss = decision_loss(logits, t_star, labels[idx], config, int(model.output_threshold))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                for w in model.weights:
-                    w.clamp_(-1.0, 1.0)
-            model.refresh_thresholds()
+            train_step(model, optimizer, config, images[idx], labels[idx], generator)
 
     steps(3)
     began = time.perf_counter()

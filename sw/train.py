@@ -175,6 +175,30 @@ def decision_loss(logits, t_star, labels, config: TrainConfig, output_threshold:
     return loss
 
 
+def train_step(model: BS4NN, optimizer, config: TrainConfig, images: torch.Tensor, labels: torch.Tensor,
+               generator: torch.Generator) -> float:
+    """One full step on a batch of (B, h, w) uint8 images: shift, exact forward, loss of the rule,
+    backward, update, clamp (weights for "decision", facts for "s4nn"), integer thresholds refreshed."""
+    batch = shift_images(images, config.shift, generator).reshape(len(images), -1)
+    times, logits, t_star = model((255 - batch.to(torch.int16)).to(torch.int16))
+    if config.rule == "s4nn":
+        loss = s4nn_loss(times[-1], labels, config.gamma)
+    else:
+        loss = decision_loss(logits, t_star, labels, config, int(model.output_threshold))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        if config.rule == "decision":
+            for w in model.weights:
+                w.clamp_(-1.0, 1.0)
+        else:
+            for f in model.facts:
+                f.clamp_(min=1e-3)
+    model.refresh_thresholds()
+    return float(loss.detach())
+
+
 def evaluate(model: BS4NN, images: np.ndarray, labels: np.ndarray, input_shape) -> dict:
     if len(images) == 0:
         return {}
@@ -302,25 +326,8 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=None if progress else True, leave=False)
         for s in bar:
             idx = order[s : s + config.batch_size]
-            batch = shift_images(images[idx], config.shift, generator).reshape(len(idx), -1)
-            in_bins = (255 - batch.to(torch.int16)).to(torch.int16)
-            times, logits, t_star = model(in_bins)
-            if config.rule == "s4nn":
-                loss = s4nn_loss(times[-1], labels[idx], config.gamma)
-            else:
-                loss = decision_loss(logits, t_star, labels[idx], config, int(model.output_threshold))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                if config.rule == "decision":
-                    for w in model.weights:
-                        w.clamp_(-1.0, 1.0)
-                else:
-                    for f in model.facts:
-                        f.clamp_(min=1e-3)
-            model.refresh_thresholds()
-            total_loss += float(loss.detach()) * len(idx)
+            loss = train_step(model, optimizer, config, images[idx], labels[idx], generator)
+            total_loss += loss * len(idx)
             seen += len(idx)
         seconds = time.perf_counter() - began
         entry = {"epoch": epoch + 1, "lr": lr, "loss": total_loss / max(1, seen), "seconds": seconds,
