@@ -1,0 +1,99 @@
+"""The whole core: input stage, one unit per layer, FIFOs between them, the result and the counters.
+
+Streams (valid/ready, back-pressure honoured everywhere): `pixels` in (8-bit, raster order, `last` on the
+image's last pixel), `result` out (one per image), and with `spike_ports` one `spikes_l{k}` stream per
+layer (neuron, bin). `abort` clears every register of the core in one cycle: memories keep their
+contents but are invalidated by per-image valid bits, so nothing of an aborted image survives.
+
+Cycles per image: from the cycle after the last pixel is accepted to the cycle the result is valid.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from . import layouts
+from .config import CoreConfig
+from .input_stage import InputStage
+from .layer import LayerUnit
+
+
+class Core(wiring.Component):
+    def __init__(self, config: CoreConfig, spike_ports: bool = True):
+        self.config = config
+        self.spike_ports = spike_ports
+        members = {
+            "pixels": In(stream.Signature(layouts.PIXEL)),
+            "result": Out(stream.Signature(layouts.result(config.n_classes))),
+            "abort": In(1),
+        }
+        if spike_ports:
+            for k, layer in enumerate(config.network.layers):
+                members[f"spikes_l{k}"] = Out(stream.Signature(layouts.spike(layer.n_out)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        early = cfg.mode == "early"
+        m.submodules.input_stage = inp = InputStage(cfg.n_in, cfg.skip_input_bin_255)
+        units = []
+        for k, layer in enumerate(cfg.network.layers):
+            unit = LayerUnit(cfg.layer(k), layer.signs, layer.thresholds, early=early)
+            m.submodules[f"layer{k}"] = unit
+            units.append(unit)
+        output = units[-1]
+
+        wiring.connect(m, wiring.flipped(self.pixels), inp.pixels)
+        wiring.connect(m, inp.events, units[0].events)
+        for k in range(cfg.n_layers - 1):
+            # every neuron fires at most once: n_out spikes and one end marker per image never fill it
+            width = units[k].out_events.payload.shape().size
+            queue = fifo.SyncFIFO(width=width, depth=cfg.network.layers[k].n_out + 1)
+            m.submodules[f"queue{k}"] = queue
+            producer, consumer = units[k].out_events, units[k + 1].events
+            m.d.comb += [queue.w_data.eq(producer.payload.as_value()), queue.w_en.eq(producer.valid),
+                         producer.ready.eq(queue.w_rdy),
+                         consumer.payload.eq(queue.r_data), consumer.valid.eq(queue.r_rdy),
+                         queue.r_en.eq(consumer.ready)]
+        for k, unit in enumerate(units):
+            if self.spike_ports:
+                wiring.connect(m, unit.spikes, wiring.flipped(getattr(self, f"spikes_l{k}")))
+            else:
+                m.d.comb += unit.spikes.ready.eq(1)
+
+        # per-image control: early exit, counters, result, restart
+        stop_bin = Signal(9, init=256)
+        cycles = Signal(32)
+        events = Signal(32)
+        output_done = Signal()
+        for unit in units:
+            m.d.comb += unit.stop_bin.eq(stop_bin)
+        m.d.comb += inp.stop.eq(stop_bin != 256)
+        m.d.sync += cycles.eq(cycles + 1)
+        m.d.sync += events.eq(events + sum(unit.integrated for unit in units))
+        with m.If(inp.last_pixel):
+            m.d.sync += [cycles.eq(1), events.eq(0)]
+
+        result = self.result.payload
+        with m.If(self.result.valid & self.result.ready):
+            m.d.sync += self.result.valid.eq(0)
+        with m.If(output.decide):
+            m.d.sync += [
+                self.result.valid.eq(1),
+                result.decision.eq(output.decision),
+                result.first_spike_bin.eq(output.first_spike_bin),
+                result.cycles.eq(cycles + 1),
+                result.events.eq(events),
+                result.framing_error.eq(inp.framing_error),
+            ]
+            if early:
+                m.d.sync += stop_bin.eq(output.first_spike_bin)
+        with m.If(output.finished):
+            m.d.sync += output_done.eq(1)
+        restart = output_done & ~self.result.valid
+        m.d.comb += inp.restart.eq(restart)
+        with m.If(restart):
+            m.d.sync += [output_done.eq(0), stop_bin.eq(256)]
+        return ResetInserter(self.abort)(m)

@@ -1,0 +1,230 @@
+"""One weight layer as an event-driven binary integrate-and-fire unit.
+
+An event (input i at bin b) reads ROM row i, G = ceil(n_out / P) words of P bits, one per cycle, and adds
++1 or -1 to P neurons per cycle. After the last event of a bin, the neurons whose potential reached
+their threshold fire at bin b + 1 (each neuron once): they leave one per cycle, lowest index first, as
+the next layer's events and on the spike port. Bins without events are never visited.
+
+Two pipeline stages: A issues the ROM read of (event, group); B, one cycle later, updates the potentials
+of that group (read-modify-write of a small memory) and, at the end of a bin, compares.
+"""
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from . import layouts
+from .config import LayerConfig, index_width, potential_width
+from .encoders import lowest_set_bit
+
+
+def rom_words(signs: np.ndarray, lanes: int) -> list[int]:
+    """ROM word (i * G + g) holds the weights from input i to neurons g*P .. g*P + P - 1, bit l set for +1."""
+    n_in, n_out = signs.shape
+    groups = -(-n_out // lanes)
+    bits = np.zeros((n_in, groups * lanes), np.uint8)
+    bits[:, :n_out] = signs > 0
+    weights = (1 << np.arange(lanes, dtype=object))
+    return [int((row * weights).sum()) for row in bits.reshape(n_in * groups, lanes).astype(object)]
+
+
+def threshold_words(thresholds: np.ndarray, n_in: int, lanes: int, width: int) -> list[int]:
+    """Per group, P thresholds of `width` bits (two's complement); missing lanes get n_in + 1 (never fire)."""
+    groups = -(-len(thresholds) // lanes)
+    padded = np.full(groups * lanes, n_in + 1, dtype=np.int64)
+    padded[: len(thresholds)] = thresholds
+    mask = (1 << width) - 1
+    return [sum((int(t) & mask) << (width * l) for l, t in enumerate(padded[g * lanes:(g + 1) * lanes]))
+            for g in range(groups)]
+
+
+class LayerUnit(wiring.Component):
+    """Events in, spikes out (to the next layer and to the spike port). The output layer also decides."""
+
+    def __init__(self, config: LayerConfig, signs: np.ndarray, thresholds: np.ndarray, early: bool = False):
+        self.config = config
+        self.signs = signs
+        self.thresholds = thresholds
+        self.early = early
+        members = {
+            "events": In(stream.Signature(layouts.event(config.n_in))),
+            "spikes": Out(stream.Signature(layouts.spike(config.n_out))),
+            "stop_bin": In(9, init=256),  # early exit: spikes at bins >= stop_bin are no longer needed
+            "integrated": Out(1),  # pulse: an event was taken and integrated in this cycle
+        }
+        if config.is_output:
+            members.update({
+                "decide": Out(1),  # pulse: decision and first_spike_bin are final in this cycle
+                "decision": Out(index_width(config.n_out)),
+                "first_spike_bin": Out(9),
+                "finished": Out(1),  # pulse: the image's events are all taken; the layer is clear
+            })
+        else:
+            members["out_events"] = Out(stream.Signature(layouts.event(config.n_out)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        lanes, groups, width = cfg.lanes, cfg.groups, potential_width(cfg.n_in)
+        word = layouts.lanes_word(width, lanes)
+        thr_word = layouts.thresholds_word(width, lanes)
+
+        m.submodules.rom = rom = Memory(shape=unsigned(lanes), depth=cfg.n_in * groups,
+                                        init=rom_words(self.signs, lanes))
+        m.submodules.thresholds = thr = Memory(shape=unsigned(width * lanes), depth=groups,
+                                               init=threshold_words(self.thresholds, cfg.n_in, lanes, width))
+        m.submodules.potentials = pot = Memory(shape=word, depth=groups, init=[])
+        rom_read, thr_read = rom.read_port(), thr.read_port()
+        pot_read, pot_write = pot.read_port(domain="comb"), pot.write_port()
+
+        group = Signal(range(groups))  # stage A: group of the event being issued
+        b_valid, b_group, b_last, b_bin = Signal(), Signal(range(groups)), Signal(), Signal(8)  # stage B
+        group_valid = Signal(groups)  # groups written during this image; the others read as zero
+        pending = Signal(groups * lanes)  # neurons that fired at the last close, not yet sent
+        emit_bin = Signal(8)
+        offering = Signal()  # the spike port holds a spike that was not taken yet
+
+        # ---- stage B: update one group's potentials; at the end of a bin, compare
+        fallback_group = Signal(range(groups))
+        read_group = Signal(range(groups))
+        m.d.comb += pot_read.addr.eq(read_group)
+        current = data.View(word, Mux(group_valid.bit_select(read_group, 1), pot_read.data, 0))
+        thresholds = data.View(thr_word, thr_read.data)
+        updated = Signal(word)
+        crossed = Signal(lanes)
+        can_fire = b_last & ((b_bin != 255) if cfg.is_output else 1)
+        for lane in range(lanes):
+            v = Signal(signed(width), name=f"v{lane}")
+            m.d.comb += v.eq(current[lane].v + Mux(rom_read.data[lane], 1, -1))
+            fire = can_fire & (v >= thresholds[lane]) & ~current[lane].fired
+            m.d.comb += [updated[lane].v.eq(v), crossed[lane].eq(fire),
+                         updated[lane].fired.eq(current[lane].fired | fire)]
+        with m.If(b_valid):
+            m.d.comb += [pot_write.addr.eq(b_group), pot_write.data.eq(updated), pot_write.en.eq(1)]
+            m.d.sync += group_valid.bit_select(b_group, 1).eq(1)
+            with m.If(b_last):
+                m.d.sync += pending.word_select(b_group, lanes).eq(crossed)
+
+        # ---- output layer: the best candidate so far (highest potential, lowest index)
+        if cfg.is_output:
+            decided = Signal()
+            best_valid, best_v, best_index = Signal(), Signal(signed(width)), Signal(index_width(cfg.n_out))
+            winner, t_star = Signal.like(best_index), Signal(9)
+            in_fallback = Signal()
+            cand_valid, cand_v, cand_index = best_valid, best_v, best_index
+            for lane in range(lanes):
+                neuron = read_group * lanes + lane
+                exists = neuron < cfg.n_out
+                v_lane = Mux(in_fallback, current[lane].v, updated[lane].v)
+                eligible = Mux(in_fallback, exists, crossed[lane])
+                take = eligible & (~cand_valid | (v_lane > cand_v))
+                cand_valid = cand_valid | eligible
+                cand_v = Mux(take, v_lane, cand_v)
+                cand_index = Mux(take, neuron, cand_index)
+            cand = Signal(), Signal(signed(width)), Signal.like(best_index)
+            m.d.comb += [cand[0].eq(cand_valid), cand[1].eq(cand_v), cand[2].eq(cand_index)]
+            with m.If((b_valid & b_last & ~decided) | in_fallback):
+                m.d.sync += [best_valid.eq(cand[0]), best_v.eq(cand[1]), best_index.eq(cand[2])]
+
+        # ---- stage A and the unit's phases
+        event = self.events.payload
+        if cfg.is_output:
+            drop = decided if self.early else Const(0)
+        else:
+            drop = (event.bin + 1) >= self.stop_bin
+        m.d.sync += b_valid.eq(0)
+        m.d.comb += read_group.eq(b_group)
+
+        def clear_image():
+            m.d.sync += [group_valid.eq(0), pending.eq(0), group.eq(0)]
+            if cfg.is_output:
+                m.d.sync += [decided.eq(0), best_valid.eq(0)]
+
+        with m.FSM():
+            with m.State("ACCUM"):
+                with m.If(self.events.valid):
+                    with m.If(event.end):
+                        m.d.sync += group.eq(0)
+                        if cfg.is_output:
+                            m.d.comb += self.events.ready.eq(1)
+                            with m.If(decided):
+                                m.d.comb += self.finished.eq(1)
+                                if not self.early:
+                                    m.d.comb += [self.decide.eq(1), self.decision.eq(winner),
+                                                 self.first_spike_bin.eq(t_star)]
+                                clear_image()
+                            with m.Else():
+                                m.d.sync += [fallback_group.eq(0), best_valid.eq(0)]
+                                m.next = "FALLBACK"
+                        else:
+                            m.d.comb += [self.out_events.valid.eq(1), self.out_events.payload.end.eq(1),
+                                         self.events.ready.eq(self.out_events.ready)]
+                            with m.If(self.out_events.ready):
+                                clear_image()
+                    with m.Elif(drop):
+                        m.d.comb += self.events.ready.eq(1)
+                        m.d.sync += group.eq(0)
+                    with m.Else():
+                        base = event.index * groups if groups > 1 else event.index
+                        m.d.comb += [rom_read.addr.eq(base + group), thr_read.addr.eq(group)]
+                        m.d.sync += [b_valid.eq(1), b_group.eq(group), b_last.eq(event.last), b_bin.eq(event.bin)]
+                        with m.If(group == groups - 1):
+                            m.d.comb += [self.events.ready.eq(1), self.integrated.eq(1)]
+                            m.d.sync += group.eq(0)
+                            with m.If(event.last):
+                                m.next = "CLOSE"
+                        with m.Else():
+                            m.d.sync += group.eq(group + 1)
+            with m.State("CLOSE"):  # stage B handles the last group of the bin's last event
+                m.d.sync += emit_bin.eq(b_bin + 1)
+                with m.If((pending != 0) | (crossed != 0)):
+                    m.next = "EMIT"
+                with m.Else():
+                    m.next = "ACCUM"
+                if cfg.is_output:
+                    with m.If(cand[0] & ~decided):
+                        m.d.sync += [decided.eq(1), winner.eq(cand[2]), t_star.eq(b_bin + 1)]
+                        if self.early:
+                            m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]),
+                                         self.first_spike_bin.eq(b_bin + 1)]
+            with m.State("EMIT"):  # one spike per cycle, lowest index first
+                _, lowest = lowest_set_bit(m, pending, "pending")
+                only_one = (pending & (pending - 1)) == 0
+                spike = self.spikes.payload
+                m.d.comb += [spike.neuron.eq(lowest), spike.bin.eq(emit_bin)]
+                if cfg.is_output:
+                    m.d.comb += self.spikes.valid.eq(1)
+                    sent = self.spikes.ready
+                    stopped = Const(0)
+                else:
+                    forward = ~(emit_bin == 255) if cfg.next_is_hidden else Const(1)
+                    stopped = (emit_bin >= self.stop_bin) & ~offering
+                    out = self.out_events.payload
+                    m.d.comb += [
+                        out.index.eq(lowest), out.bin.eq(emit_bin), out.last.eq(only_one),
+                        self.spikes.valid.eq(~stopped & (self.out_events.ready | ~forward)),
+                        self.out_events.valid.eq(~stopped & forward & self.spikes.ready),
+                    ]
+                    sent = self.spikes.valid & self.spikes.ready
+                m.d.sync += offering.eq(self.spikes.valid & ~self.spikes.ready)
+                with m.If(stopped):
+                    m.d.sync += pending.eq(0)
+                    m.next = "ACCUM"
+                with m.Elif(sent):
+                    m.d.sync += pending.bit_select(lowest, 1).eq(0)
+                    with m.If(only_one):
+                        m.next = "ACCUM"
+            if cfg.is_output:
+                with m.State("FALLBACK"):  # no output spike: argmax of V(255), one group per cycle
+                    m.d.comb += [in_fallback.eq(1), read_group.eq(fallback_group)]
+                    m.d.sync += fallback_group.eq(fallback_group + 1)
+                    with m.If(fallback_group == groups - 1):
+                        m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]), self.first_spike_bin.eq(256),
+                                     self.finished.eq(1)]
+                        clear_image()
+                        m.next = "ACCUM"
+        return m

@@ -1,0 +1,141 @@
+"""The core's cycle model: how many cycles each image takes, predicted from the reference's spikes.
+
+The hardware (hw/, docs/hardware.md) is event-driven and its timing depends only on which events occur
+in which bins, so the full-mode reference run determines it. Co-simulation asserts that the model and
+the RTL agree on every image exactly; this module never imports the hardware.
+
+Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
+- The input stage offers layer 0 its first event in cycle 1 and each next one the cycle after the
+  previous was taken; bin-255 input events are skipped when layer 0 is hidden.
+- A layer in ACCUM takes an event when one is offered, spending G = ceil(n_out / P) cycles on it (the
+  last of them takes it). After a bin's last event comes one CLOSE cycle, then one cycle per neuron
+  that fired (EMIT). A spike sent in cycle c is offered to the next layer from cycle c + 1.
+  Spikes at bin 255 are not sent to a hidden layer.
+- The end marker follows the last event. A hidden layer passes it on in the cycle it takes it. The
+  output layer decides in the CLOSE cycle of its first firing bin (early mode), when it takes the end
+  marker (full mode), or G cycles after that (no output spike: argmax over groups). The result is valid
+  the cycle after the decision: cycles = decision cycle + 1.
+- `events` counts events integrated by all layers before the decision cycle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+T_MAX = 256
+MODES = ("full", "early")
+
+
+def parse_lanes(lanes, sizes_out) -> tuple[int, ...]:
+    """Lanes per layer from an int (the same P everywhere, capped at each n_out), a "P0,P1" string
+    ("max" allowed), a sequence, or None/"max" (a whole layer per cycle)."""
+    sizes = [int(n) for n in sizes_out]
+    if lanes is None or lanes == "max":
+        return tuple(sizes)
+    if isinstance(lanes, str):
+        parts = [p.strip() for p in lanes.split(",")]
+        try:
+            if len(parts) == 1:
+                lanes = int(parts[0])
+            elif len(parts) == len(sizes):
+                lanes = [n if p == "max" else int(p) for p, n in zip(parts, sizes)]
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"lanes {lanes!r}: give one number, or one per layer ({len(sizes)}) "
+                             "separated by commas") from None
+    if isinstance(lanes, (int, np.integer)):
+        lanes = [min(int(lanes), n) for n in sizes]
+    lanes = tuple(int(p) for p in lanes)
+    if len(lanes) != len(sizes):
+        raise ValueError(f"lanes {lanes}: the network has {len(sizes)} layers")
+    for k, (p, n) in enumerate(zip(lanes, sizes)):
+        if not 1 <= p <= n:
+            raise ValueError(f"lanes of layer {k} must lie in 1..{n} (its n_out), got {p}")
+    return lanes
+
+
+@dataclass
+class Schedule:
+    """Per image: cycles and integrated events in each mode, plus the event counts per layer."""
+
+    cycles_full: np.ndarray  # int64 (N,)
+    cycles_early: np.ndarray
+    events_full: np.ndarray
+    events_early: np.ndarray
+    layer_events: np.ndarray  # int64 (N, L): events each layer integrates in full mode
+
+    def cycles(self, mode: str) -> np.ndarray:
+        return self.cycles_full if mode == "full" else self.cycles_early
+
+    def events(self, mode: str) -> np.ndarray:
+        return self.events_full if mode == "full" else self.events_early
+
+
+def _layer(arrivals, bins, groups, fired_by_bin, is_output, forward_255):
+    """Run one layer over its events (arrival cycle, bin), ascending bins; return (consume cycles,
+    outgoing events as (bin, offered cycle), end offered cycle or decisions)."""
+    t = 0
+    consumed = []
+    out_bins, out_cycles = [], []
+    first_close = None
+    n = len(bins)
+    for e in range(n):
+        start = max(t, arrivals[e])
+        consumed.append(start + groups - 1)
+        t = start + groups
+        if e == n - 1 or bins[e + 1] != bins[e]:  # last event of its bin: CLOSE in cycle t
+            b = int(bins[e])
+            fired = fired_by_bin.get(b + 1, 0) if (b < T_MAX - 1) else 0
+            if fired and is_output and first_close is None:
+                first_close = t
+            if fired:
+                if forward_255 or b + 1 < T_MAX - 1:
+                    out_bins.extend([b + 1] * fired)
+                    out_cycles.extend(range(t + 2, t + 2 + fired))  # sent in t+1.., offered a cycle later
+                t += 1 + fired
+            else:
+                t += 1
+    return t, consumed, out_bins, out_cycles, first_close
+
+
+def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray]) -> Schedule:
+    """Predict every image's cycles. `sizes` = [n_in, n_1, ..., n_classes]; `input_bins` (N, n_in) in
+    0..255; `spikes` the full-mode reference's spike bins per layer (N, n_out)."""
+    sizes = [int(s) for s in sizes]
+    n_layers = len(sizes) - 1
+    lanes = parse_lanes(lanes, sizes[1:])
+    groups = [-(-n // p) for n, p in zip(sizes[1:], lanes)]
+    input_bins = np.asarray(input_bins)
+    n_images = input_bins.shape[0]
+    out = {key: np.zeros(n_images, np.int64) for key in ("cf", "ce", "ef", "ee")}
+    layer_events = np.zeros((n_images, n_layers), np.int64)
+    for i in range(n_images):
+        bins = np.sort(input_bins[i].astype(np.int64), kind="stable")
+        if n_layers > 1:
+            bins = bins[bins < T_MAX - 1]
+        arrivals = [1] * len(bins)
+        end_arrival = 1
+        all_consumed = []
+        for k in range(n_layers):
+            row = spikes[k][i]
+            values, counts = np.unique(row[row < T_MAX], return_counts=True)
+            fired_by_bin = dict(zip(values.tolist(), counts.tolist()))
+            is_output = k == n_layers - 1
+            forward_255 = k + 2 >= n_layers  # the next layer (if any) is the output layer
+            t, consumed, out_bins, out_cycles, first_close = _layer(
+                arrivals, bins.tolist(), groups[k], fired_by_bin, is_output, forward_255)
+            all_consumed.append(np.asarray(consumed, np.int64))
+            layer_events[i, k] = len(consumed)
+            end_taken = max(t, end_arrival)
+            if not is_output:
+                bins, arrivals, end_arrival = np.asarray(out_bins, np.int64), out_cycles, end_taken + 1
+                continue
+            decided_full = end_taken if first_close is not None else end_taken + groups[k]
+            decided_early = first_close if first_close is not None else decided_full
+        consumed = np.concatenate(all_consumed)
+        out["cf"][i], out["ce"][i] = decided_full + 1, decided_early + 1
+        out["ef"][i] = int((consumed < decided_full).sum())
+        out["ee"][i] = int((consumed < decided_early).sum())
+    return Schedule(out["cf"], out["ce"], out["ef"], out["ee"], layer_events)
