@@ -234,17 +234,27 @@ def write_artifact(out_dir, network: Network, dataset_name: str, provenance: dic
         raise ArtifactError(f"{target}: exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST).exists():
         raise ArtifactError(f"{target}: a non-empty directory that is not an artifact; refusing to replace it")
+    write_directory(target, files, check=read_artifact)  # never leaves behind what the reader refuses
+    return Artifact(network, manifest, manifest["model_id"], target)
+
+
+def write_directory(target: Path, files: dict[str, bytes], check=None) -> Path:
+    """Write `files` (name -> bytes) as the directory `target`: into a temporary directory beside it,
+    optionally checked by `check(tmp_dir)`, then renamed into place; an old `target` is removed only
+    once the new one is in place, so a failure leaves it intact and no temporary directory behind."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         for name, data in files.items():
             _write_file(tmp / name, data)
-        read_artifact(tmp)  # the writer never leaves behind what the reader refuses
+        if check is not None:
+            check(tmp)
         _move_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Artifact(network, manifest, manifest["model_id"], target)
+    return target
 
 
 def _write_file(path: Path, data: bytes) -> None:

@@ -8,21 +8,54 @@ def _pad(value: Value, width: int) -> Value:
     return value if len(value) == width else Cat(value, Const(0, width - len(value)))
 
 
-def lowest_set_bit(m, bits: Value, name: str):
-    """(any, index): whether `bits` has a set bit and the index of the lowest one, built as a balanced tree
-    of 2-way muxes (depth log2(width)), not as a chain."""
+def lowest_set_bit(m, bits, name: str, several: bool = False):
+    """(any, index[, several]): whether `bits` (a Value, or a list of 1-bit signals, index 0 first) has a
+    set bit, the index of the lowest one and, with `several`, whether more than one is set. Built as a
+    balanced tree of signals (depth log2(width)), not as a chain."""
+    bits = list(bits) if not isinstance(bits, Value) else [bits[i] for i in range(len(bits))]
+
     def tree(lo: int, hi: int):
         if hi - lo == 1:
-            return bits[lo], Const(0, 0)
+            return bits[lo], Const(0, 0), Const(0, 1)
         width = (hi - lo - 1).bit_length() - 1  # the lower half holds 2**width bits
         mid = lo + (1 << width)
-        any_lo, idx_lo = tree(lo, mid)
-        any_hi, idx_hi = tree(mid, hi)
-        index = Mux(any_lo, Cat(_pad(idx_lo, width), Const(0, 1)), Cat(_pad(idx_hi, width), Const(1, 1)))
-        return any_lo | any_hi, index
+        any_lo, idx_lo, many_lo = tree(lo, mid)
+        any_hi, idx_hi, many_hi = tree(mid, hi)
+        # every node is a signal, so no sub-expression is copied into two parents
+        node_any, node_index = Signal(name=f"{name}_any_{lo}_{hi}"), Signal(width + 1, name=f"{name}_idx_{lo}_{hi}")
+        m.d.comb += [node_any.eq(any_lo | any_hi),
+                     node_index.eq(Mux(any_lo, Cat(_pad(idx_lo, width), Const(0, 1)),
+                                       Cat(_pad(idx_hi, width), Const(1, 1))))]
+        node_many = Const(0, 1)
+        if several:
+            node_many = Signal(name=f"{name}_many_{lo}_{hi}")
+            m.d.comb += node_many.eq(many_lo | many_hi | (any_lo & any_hi))
+        return node_any, node_index, node_many
 
-    any_bit, index = tree(0, len(bits))
+    any_bit, index, many = tree(0, len(bits))
     any_sig = Signal(name=f"{name}_any")
     index_sig = Signal(max(1, (len(bits) - 1).bit_length()), name=f"{name}_index")
     m.d.comb += [any_sig.eq(any_bit), index_sig.eq(index)]
-    return any_sig, index_sig
+    if not several:
+        return any_sig, index_sig
+    many_sig = Signal(name=f"{name}_several")
+    m.d.comb += many_sig.eq(many)
+    return any_sig, index_sig, many_sig
+
+
+def any_set(m, bits: list, name: str) -> Signal:
+    """OR of a list of 1-bit values as a balanced tree of signals."""
+    level = list(bits)
+    depth = 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            node = Signal(name=f"{name}_or{depth}_{i // 2}")
+            m.d.comb += node.eq(level[i] | level[i + 1])
+            nxt.append(node)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, depth = nxt, depth + 1
+    result = Signal(name=name)
+    m.d.comb += result.eq(level[0] if level else 0)
+    return result

@@ -6,7 +6,8 @@ their threshold fire at bin b + 1 (each neuron once): they leave one per cycle, 
 the next layer's events and on the spike port. Bins without events are never visited.
 
 Two pipeline stages: A issues the ROM read of (event, group); B, one cycle later, updates the potentials
-of that group (read-modify-write of a small memory) and, at the end of a bin, compares.
+of that group and, at the end of a bin, compares. Each lane keeps its own small potential memory (G
+words), threshold memory and pending-spike bits, so no wide vector is assembled from all lanes.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import LayerConfig, index_width, potential_width
-from .encoders import lowest_set_bit
+from .encoders import any_set, lowest_set_bit
 
 
 def rom_words(signs: np.ndarray, lanes: int) -> list[int]:
@@ -31,14 +32,12 @@ def rom_words(signs: np.ndarray, lanes: int) -> list[int]:
     return [int((row * weights).sum()) for row in bits.reshape(n_in * groups, lanes).astype(object)]
 
 
-def threshold_words(thresholds: np.ndarray, n_in: int, lanes: int, width: int) -> list[int]:
-    """Per group, P thresholds of `width` bits (two's complement); missing lanes get n_in + 1 (never fire)."""
+def lane_thresholds(thresholds: np.ndarray, n_in: int, lanes: int) -> np.ndarray:
+    """(G, P) thresholds; lanes past n_out get n_in + 1 (they never fire)."""
     groups = -(-len(thresholds) // lanes)
     padded = np.full(groups * lanes, n_in + 1, dtype=np.int64)
     padded[: len(thresholds)] = thresholds
-    mask = (1 << width) - 1
-    return [sum((int(t) & mask) << (width * l) for l, t in enumerate(padded[g * lanes:(g + 1) * lanes]))
-            for g in range(groups)]
+    return padded.reshape(groups, lanes)
 
 
 class LayerUnit(wiring.Component):
@@ -70,44 +69,64 @@ class LayerUnit(wiring.Component):
         m = Module()
         cfg = self.config
         lanes, groups, width = cfg.lanes, cfg.groups, potential_width(cfg.n_in)
-        word = layouts.lanes_word(width, lanes)
-        thr_word = layouts.thresholds_word(width, lanes)
+        lane_layout = data.StructLayout({"v": signed(width), "fired": unsigned(1)})
+        thresholds = lane_thresholds(self.thresholds, cfg.n_in, lanes)
 
         m.submodules.rom = rom = Memory(shape=unsigned(lanes), depth=cfg.n_in * groups,
                                         init=rom_words(self.signs, lanes))
-        m.submodules.thresholds = thr = Memory(shape=unsigned(width * lanes), depth=groups,
-                                               init=threshold_words(self.thresholds, cfg.n_in, lanes, width))
-        m.submodules.potentials = pot = Memory(shape=word, depth=groups, init=[])
-        rom_read, thr_read = rom.read_port(), thr.read_port()
-        pot_read, pot_write = pot.read_port(domain="comb"), pot.write_port()
+        rom_read = rom.read_port()
 
         group = Signal(range(groups))  # stage A: group of the event being issued
         b_valid, b_group, b_last, b_bin = Signal(), Signal(range(groups)), Signal(), Signal(8)  # stage B
         group_valid = Signal(groups)  # groups written during this image; the others read as zero
-        pending = Signal(groups * lanes)  # neurons that fired at the last close, not yet sent
         emit_bin = Signal(8)
         offering = Signal()  # the spike port holds a spike that was not taken yet
+        read_group = Signal(range(groups))  # the group whose potentials are read (stage B or fallback)
+        thr_group = Signal(range(groups))  # the group whose thresholds are read (stage A, sync)
+        m.d.comb += read_group.eq(b_group)
+        group_is_valid = Signal()
+        m.d.comb += group_is_valid.eq(group_valid.bit_select(read_group, 1))
+        can_fire = Signal()
+        m.d.comb += can_fire.eq(b_last & ((b_bin != 255) if cfg.is_output else 1))
 
-        # ---- stage B: update one group's potentials; at the end of a bin, compare
-        fallback_group = Signal(range(groups))
-        read_group = Signal(range(groups))
-        m.d.comb += pot_read.addr.eq(read_group)
-        current = data.View(word, Mux(group_valid.bit_select(read_group, 1), pot_read.data, 0))
-        thresholds = data.View(thr_word, thr_read.data)
-        updated = Signal(word)
-        crossed = Signal(lanes)
-        can_fire = b_last & ((b_bin != 255) if cfg.is_output else 1)
+        # ---- stage B, per lane: update one group's potentials; at the end of a bin, compare
+        old_v, new_v, crossed, pending = [], [], [], []
         for lane in range(lanes):
-            v = Signal(signed(width), name=f"v{lane}")
-            m.d.comb += v.eq(current[lane].v + Mux(rom_read.data[lane], 1, -1))
-            fire = can_fire & (v >= thresholds[lane]) & ~current[lane].fired
-            m.d.comb += [updated[lane].v.eq(v), crossed[lane].eq(fire),
-                         updated[lane].fired.eq(current[lane].fired | fire)]
+            pot = Memory(shape=lane_layout, depth=groups, init=[])
+            m.submodules[f"potential{lane}"] = pot
+            pot_read, pot_write = pot.read_port(domain="comb"), pot.write_port()
+            if groups == 1:
+                threshold = Const(int(thresholds[0, lane]), signed(width))
+            else:
+                thr = Memory(shape=signed(width), depth=groups, init=[int(t) for t in thresholds[:, lane]])
+                m.submodules[f"threshold{lane}"] = thr
+                thr_read = thr.read_port()
+                m.d.comb += thr_read.addr.eq(thr_group)
+                threshold = thr_read.data
+            v_old, fired_old = Signal(signed(width), name=f"v_old{lane}"), Signal(name=f"fired_old{lane}")
+            v_new, fire = Signal(signed(width), name=f"v_new{lane}"), Signal(name=f"fire{lane}")
+            lane_pending = Signal(groups, name=f"pending{lane}")
+            m.d.comb += [
+                pot_read.addr.eq(read_group),
+                v_old.eq(Mux(group_is_valid, pot_read.data.v, 0)),
+                fired_old.eq(group_is_valid & pot_read.data.fired),
+                v_new.eq(v_old + Mux(rom_read.data[lane], 1, -1)),
+                fire.eq(can_fire & (v_new >= threshold) & ~fired_old),
+                pot_write.addr.eq(b_group), pot_write.en.eq(b_valid),
+                pot_write.data.v.eq(v_new), pot_write.data.fired.eq(fired_old | fire),
+            ]
+            with m.If(b_valid & b_last):
+                m.d.sync += lane_pending.bit_select(b_group, 1).eq(fire)
+            old_v.append(v_old)
+            new_v.append(v_new)
+            crossed.append(fire)
+            pending.append(lane_pending)
         with m.If(b_valid):
-            m.d.comb += [pot_write.addr.eq(b_group), pot_write.data.eq(updated), pot_write.en.eq(1)]
             m.d.sync += group_valid.bit_select(b_group, 1).eq(1)
-            with m.If(b_last):
-                m.d.sync += pending.word_select(b_group, lanes).eq(crossed)
+        crossed_any = any_set(m, crossed, "crossed")
+        # pending spikes in neuron order: neuron g*P + l is bit g of lane l
+        pending_bits = [pending[n % lanes][n // lanes] for n in range(cfg.n_out)]
+        pending_any, lowest, several = lowest_set_bit(m, pending_bits, "pending", several=True)
 
         # ---- output layer: the best candidate so far (highest potential, lowest index)
         if cfg.is_output:
@@ -115,18 +134,20 @@ class LayerUnit(wiring.Component):
             best_valid, best_v, best_index = Signal(), Signal(signed(width)), Signal(index_width(cfg.n_out))
             winner, t_star = Signal.like(best_index), Signal(9)
             in_fallback = Signal()
+            fallback_group = Signal(range(groups))
             cand_valid, cand_v, cand_index = best_valid, best_v, best_index
-            for lane in range(lanes):
-                neuron = read_group * lanes + lane
-                exists = neuron < cfg.n_out
-                v_lane = Mux(in_fallback, current[lane].v, updated[lane].v)
-                eligible = Mux(in_fallback, exists, crossed[lane])
+            group_base = Signal.like(best_index)
+            m.d.comb += group_base.eq(read_group * lanes)
+            for lane in range(lanes):  # a chain over the lanes; each step is a signal (no copied subtrees)
+                neuron = group_base + lane
+                v_lane = Mux(in_fallback, old_v[lane], new_v[lane])
+                eligible = Mux(in_fallback, neuron < cfg.n_out, crossed[lane])
                 take = eligible & (~cand_valid | (v_lane > cand_v))
-                cand_valid = cand_valid | eligible
-                cand_v = Mux(take, v_lane, cand_v)
-                cand_index = Mux(take, neuron, cand_index)
-            cand = Signal(), Signal(signed(width)), Signal.like(best_index)
-            m.d.comb += [cand[0].eq(cand_valid), cand[1].eq(cand_v), cand[2].eq(cand_index)]
+                step = Signal(), Signal(signed(width)), Signal.like(best_index)
+                m.d.comb += [step[0].eq(cand_valid | eligible), step[1].eq(Mux(take, v_lane, cand_v)),
+                             step[2].eq(Mux(take, neuron, cand_index))]
+                cand_valid, cand_v, cand_index = step
+            cand = cand_valid, cand_v, cand_index
             with m.If((b_valid & b_last & ~decided) | in_fallback):
                 m.d.sync += [best_valid.eq(cand[0]), best_v.eq(cand[1]), best_index.eq(cand[2])]
 
@@ -137,10 +158,10 @@ class LayerUnit(wiring.Component):
         else:
             drop = (event.bin + 1) >= self.stop_bin
         m.d.sync += b_valid.eq(0)
-        m.d.comb += read_group.eq(b_group)
 
         def clear_image():
-            m.d.sync += [group_valid.eq(0), pending.eq(0), group.eq(0)]
+            m.d.sync += [group_valid.eq(0), group.eq(0)]
+            m.d.sync += [p.eq(0) for p in pending]
             if cfg.is_output:
                 m.d.sync += [decided.eq(0), best_valid.eq(0)]
 
@@ -170,7 +191,7 @@ class LayerUnit(wiring.Component):
                         m.d.sync += group.eq(0)
                     with m.Else():
                         base = event.index * groups if groups > 1 else event.index
-                        m.d.comb += [rom_read.addr.eq(base + group), thr_read.addr.eq(group)]
+                        m.d.comb += [rom_read.addr.eq(base + group), thr_group.eq(group)]
                         m.d.sync += [b_valid.eq(1), b_group.eq(group), b_last.eq(event.last), b_bin.eq(event.bin)]
                         with m.If(group == groups - 1):
                             m.d.comb += [self.events.ready.eq(1), self.integrated.eq(1)]
@@ -181,7 +202,7 @@ class LayerUnit(wiring.Component):
                             m.d.sync += group.eq(group + 1)
             with m.State("CLOSE"):  # stage B handles the last group of the bin's last event
                 m.d.sync += emit_bin.eq(b_bin + 1)
-                with m.If((pending != 0) | (crossed != 0)):
+                with m.If(pending_any | crossed_any):
                     m.next = "EMIT"
                 with m.Else():
                     m.next = "ACCUM"
@@ -192,8 +213,6 @@ class LayerUnit(wiring.Component):
                             m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]),
                                          self.first_spike_bin.eq(b_bin + 1)]
             with m.State("EMIT"):  # one spike per cycle, lowest index first
-                _, lowest = lowest_set_bit(m, pending, "pending")
-                only_one = (pending & (pending - 1)) == 0
                 spike = self.spikes.payload
                 m.d.comb += [spike.neuron.eq(lowest), spike.bin.eq(emit_bin)]
                 if cfg.is_output:
@@ -205,18 +224,20 @@ class LayerUnit(wiring.Component):
                     stopped = (emit_bin >= self.stop_bin) & ~offering
                     out = self.out_events.payload
                     m.d.comb += [
-                        out.index.eq(lowest), out.bin.eq(emit_bin), out.last.eq(only_one),
+                        out.index.eq(lowest), out.bin.eq(emit_bin), out.last.eq(~several),
                         self.spikes.valid.eq(~stopped & (self.out_events.ready | ~forward)),
                         self.out_events.valid.eq(~stopped & forward & self.spikes.ready),
                     ]
                     sent = self.spikes.valid & self.spikes.ready
                 m.d.sync += offering.eq(self.spikes.valid & ~self.spikes.ready)
                 with m.If(stopped):
-                    m.d.sync += pending.eq(0)
+                    m.d.sync += [p.eq(0) for p in pending]
                     m.next = "ACCUM"
                 with m.Elif(sent):
-                    m.d.sync += pending.bit_select(lowest, 1).eq(0)
-                    with m.If(only_one):
+                    for n, bit in enumerate(pending_bits):
+                        with m.If(lowest == n):
+                            m.d.sync += bit.eq(0)
+                    with m.If(~several):
                         m.next = "ACCUM"
             if cfg.is_output:
                 with m.State("FALLBACK"):  # no output spike: argmax of V(255), one group per cycle

