@@ -175,7 +175,8 @@ async def images_match_the_reference(dut):
                          "cycles": outcome.cycles, "events": outcome.events,
                          "spikes": [{str(n): b for n, b in layer.items()} for layer in outcome.spikes],
                          "model_cycles": int(plan.cycles(core["mode"])[i]),
-                         "model_events": int(plan.events(core["mode"])[i])})
+                         "model_events": int(plan.events(core["mode"])[i]),
+                         "model_layer_events": plan.layer_events(core["mode"])[i].tolist()})
     report = {"outcomes": outcomes, "mismatches": board.mismatches,
               "failed_images": sorted(set(board.failed_images)), "stalled_cycles": tb.stalled_cycles,
               "aborts": len(aborts), "sim_cycles": tb.cycle}

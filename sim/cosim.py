@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ class Cosim:
     outcomes: list[ImageOutcome]
     model_cycles: np.ndarray
     model_events: np.ndarray
+    model_layer_events: np.ndarray  # (N, L) events per layer before the decision (cycle model)
     mismatches: list[str]
     failed: list[int]  # positions (into the images given) of images with a mismatch
     waveforms: dict[int, Path] = field(default_factory=dict)
@@ -60,7 +60,7 @@ def cosimulate(model_dir, images: np.ndarray, *, simulator: str = "icarus", mode
         from tqdm import tqdm
 
         starts = tqdm(starts, desc=f"co-simulation ({simulator}, {mode})", unit="chunk", total=len(starts))
-    outcomes, model_cycles, model_events, mismatches, failed = [], [], [], [], []
+    outcomes, model_cycles, model_events, layer_events, mismatches, failed = [], [], [], [], [], []
     stalled, n_aborts = 0, 0
     for start in starts:
         part = slice(start, start + chunk)
@@ -70,23 +70,22 @@ def cosimulate(model_dir, images: np.ndarray, *, simulator: str = "icarus", mode
         outcomes += [_outcome(d) for d in report["outcomes"]]
         model_cycles += [d["model_cycles"] for d in report["outcomes"]]
         model_events += [d["model_events"] for d in report["outcomes"]]
+        layer_events += [d["model_layer_events"] for d in report["outcomes"]]
         mismatches += report["mismatches"]
         failed += [start + i for i in report["failed_images"]]
         stalled += report["stalled_cycles"]
         n_aborts += report["aborts"]
     result = Cosim(config, artifact.model_id, outcomes, np.array(model_cycles, np.int64),
-                   np.array(model_events, np.int64), mismatches, failed, {}, stalled, n_aborts)
+                   np.array(model_events, np.int64), np.array(layer_events, np.int64).reshape(-1, config.n_layers),
+                   mismatches, failed, {}, stalled, n_aborts)
     if failed and waves_on_failure:
         waved = runner.build(core_dir, simulator, work_dir / "build", waves=True)
         for i in failed[:waves_on_failure]:
             replay_dir = work_dir / "failed" / names[i].replace(" ", "_")
             runner.run(waved, images[i:i + 1], model_dir, replay_dir, names=[names[i]], seed=seed)
-            found = sorted(p for p in list(replay_dir.glob("*.fst")) + list(replay_dir.glob("*.vcd"))
-                           + list(waved.build_dir.glob("*.fst")) + list(waved.build_dir.glob("*.vcd")))
+            found = sorted(replay_dir.glob("*.fst")) + sorted(replay_dir.glob("*.vcd"))
             if found:
-                target = replay_dir / f"waves{found[0].suffix}"
-                shutil.copyfile(found[0], target)
-                result.waveforms[i] = target
+                result.waveforms[i] = found[0]
     return result
 
 
@@ -105,12 +104,14 @@ def write_trace(path, cosim: Cosim, labels=None, config: dict | None = None) -> 
     csv_path = path.with_suffix(".csv")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    n_layers = cosim.config.n_layers
     writer.writerow(["image", "label", "decision", "first_spike_bin", "cycles", "events", "model_cycles",
-                     "model_events"])
+                     "model_events", *[f"events_l{k}" for k in range(n_layers)], "synaptic_updates"])
+    updates = cosim.model_layer_events @ np.asarray(sizes_out, np.int64)
     for i, o in enumerate(cosim.outcomes):
         label = "" if labels is None else int(labels[i])
-        writer.writerow([i, label, o.decision, o.first_spike_bin, o.cycles, o.events,
-                         int(cosim.model_cycles[i]), int(cosim.model_events[i])])
+        writer.writerow([i, label, o.decision, o.first_spike_bin, o.cycles, o.events, int(cosim.model_cycles[i]),
+                         int(cosim.model_events[i]), *cosim.model_layer_events[i].tolist(), int(updates[i])])
     tmp = csv_path.with_name(f".{csv_path.name}.tmp")
     tmp.write_text(buffer.getvalue())
     tmp.replace(csv_path)

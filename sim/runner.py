@@ -18,6 +18,7 @@ import numpy as np
 
 SIMULATORS = ("icarus", "verilator")
 TEST_MODULE = "bs4nn.sim.cocotb_core"
+WAVES = "waves.fst"  # Icarus writes it (FST, for GTKWave or Surfer) into the run directory of a waves build
 
 
 class SimulationError(RuntimeError):
@@ -71,14 +72,23 @@ def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False) 
     # Icarus: Verilog-2005 semantics, so that the declaration initialisers Yosys relies on to evaluate
     # every `always @*` block at time 0 raise an event (in the default -g2012 they do not).
     args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if simulator == "verilator" else ["-g2005"]
-    if simulator == "verilator" and waves:
-        args.append("--trace-fst")
+    sources = [verilog]
+    if waves and simulator == "verilator":
+        args.append("--trace")
+    elif waves:  # cocotb's own dump module is SystemVerilog; this one is plain Verilog-2005
+        build_dir.mkdir(parents=True, exist_ok=True)
+        dump = build_dir / "bs4nn_waves.v"
+        dump.write_text(f'module bs4nn_waves;\ninitial begin\n  $dumpfile("{WAVES}");\n'
+                        '  $dumpvars(0, bs4nn_core);\nend\nendmodule\n')
+        sources.append(dump)
+        args += ["-s", "bs4nn_waves"]
     saved = dict(os.environ)
     os.environ.update(env)
     try:
         runner = get_runner(simulator)
-        runner.build(sources=[verilog], hdl_toplevel="bs4nn_core", build_dir=build_dir, build_args=args,
-                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+        runner.build(sources=sources, hdl_toplevel="bs4nn_core", build_dir=build_dir, build_args=args,
+                     timescale=("1ns", "1ps"), waves=waves and simulator == "verilator",
+                     log_file=build_dir / "build.log")
     except Exception as e:  # the runner raises plain exceptions on compiler errors
         raise SimulationError(f"{simulator} could not build {verilog}: {e} (log: {build_dir / 'build.log'})") from None
     finally:
@@ -107,7 +117,7 @@ def run(built: Build, images: np.ndarray, model_dir: Path, work_dir: Path, names
         built.runner.test(test_module=TEST_MODULE, hdl_toplevel="bs4nn_core", build_dir=built.build_dir,
                     test_dir=work_dir, extra_env=env, waves=built.waves, seed=seed,
                     results_xml=str((work_dir / "results.xml").resolve()), log_file=work_dir / "sim.log")
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # a failing cocotb test ends the runner with SystemExit
         if not report_path.exists():
             raise SimulationError(f"the {built.simulator} simulation did not finish: {e} (log: {work_dir / 'sim.log'})") from None
     finally:

@@ -248,3 +248,26 @@ def situations(network: Network, pixels: np.ndarray, inference: Inference) -> se
             if (v == v.max()).sum() >= 2:
                 found.add("no_spike_tie_by_index")
     return found
+
+
+def random_case(rng: np.random.Generator, n_images: int = 4):
+    """A small network and a few images built to hit the corner cases: few neurons (few outputs, for
+    ties), small thresholds with 1 and n_in + 1 present, weights biased towards +1 in some cases so that
+    spikes reach the output layer, pixels drawn from a small palette holding 0, 1 and 255 so that bins
+    hold several events."""
+    n_layers = int(rng.integers(2, 4))
+    sizes = [int(rng.integers(3, 9))] + [int(rng.integers(3, 7)) for _ in range(n_layers - 1)] + [int(rng.integers(2, 4))]
+    plus = rng.choice([0.5, 0.7, 0.85])  # probability of a +1 weight
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        signs = np.where(rng.random((n_in, n_out)) < plus, 1, -1).astype(np.int8)
+        options = np.array([1, 1, 2, 2, 3, n_in + 1, int(rng.integers(1, n_in + 2))])
+        thresholds = np.minimum(rng.choice(options, n_out), n_in + 1)
+        layers.append(Layer(signs, thresholds))
+    network = Network(tuple(layers), (1, sizes[0]))
+    palette = np.concatenate([[0, 1, 255], rng.integers(0, 256, 2), rng.integers(250, 256, 1)])
+    pixels = np.empty((n_images, sizes[0]), np.uint8)
+    for b in range(len(pixels)):
+        few = rng.choice(palette, int(rng.integers(2, 5)), replace=False)
+        pixels[b] = rng.choice(few, sizes[0])
+    return network, pixels

@@ -58,19 +58,25 @@ def parse_lanes(lanes, sizes_out) -> tuple[int, ...]:
 
 @dataclass
 class Schedule:
-    """Per image: cycles and integrated events in each mode, plus the event counts per layer."""
+    """Per image and mode: cycles, and the events each layer integrates before the decision."""
 
     cycles_full: np.ndarray  # int64 (N,)
     cycles_early: np.ndarray
-    events_full: np.ndarray
-    events_early: np.ndarray
-    layer_events: np.ndarray  # int64 (N, L): events each layer integrates in full mode
+    layer_events_full: np.ndarray  # int64 (N, L)
+    layer_events_early: np.ndarray
 
     def cycles(self, mode: str) -> np.ndarray:
         return self.cycles_full if mode == "full" else self.cycles_early
 
+    def layer_events(self, mode: str) -> np.ndarray:
+        return self.layer_events_full if mode == "full" else self.layer_events_early
+
     def events(self, mode: str) -> np.ndarray:
-        return self.events_full if mode == "full" else self.events_early
+        return self.layer_events(mode).sum(axis=1)
+
+    def synaptic_updates(self, mode: str, sizes_out) -> np.ndarray:
+        """Weight reads applied to potentials: each event of layer k updates its n_out_k neurons."""
+        return self.layer_events(mode) @ np.asarray(sizes_out, np.int64)
 
 
 def _layer(arrivals, bins, groups, fired_by_bin, is_output, forward_255):
@@ -109,8 +115,8 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray]) -> 
     groups = [-(-n // p) for n, p in zip(sizes[1:], lanes)]
     input_bins = np.asarray(input_bins)
     n_images = input_bins.shape[0]
-    out = {key: np.zeros(n_images, np.int64) for key in ("cf", "ce", "ef", "ee")}
-    layer_events = np.zeros((n_images, n_layers), np.int64)
+    cycles_full, cycles_early = np.zeros(n_images, np.int64), np.zeros(n_images, np.int64)
+    events_full, events_early = np.zeros((n_images, n_layers), np.int64), np.zeros((n_images, n_layers), np.int64)
     for i in range(n_images):
         bins = np.sort(input_bins[i].astype(np.int64), kind="stable")
         if n_layers > 1:
@@ -127,15 +133,13 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray]) -> 
             t, consumed, out_bins, out_cycles, first_close = _layer(
                 arrivals, bins.tolist(), groups[k], fired_by_bin, is_output, forward_255)
             all_consumed.append(np.asarray(consumed, np.int64))
-            layer_events[i, k] = len(consumed)
             end_taken = max(t, end_arrival)
             if not is_output:
                 bins, arrivals, end_arrival = np.asarray(out_bins, np.int64), out_cycles, end_taken + 1
                 continue
             decided_full = end_taken if first_close is not None else end_taken + groups[k]
             decided_early = first_close if first_close is not None else decided_full
-        consumed = np.concatenate(all_consumed)
-        out["cf"][i], out["ce"][i] = decided_full + 1, decided_early + 1
-        out["ef"][i] = int((consumed < decided_full).sum())
-        out["ee"][i] = int((consumed < decided_early).sum())
-    return Schedule(out["cf"], out["ce"], out["ef"], out["ee"], layer_events)
+        cycles_full[i], cycles_early[i] = decided_full + 1, decided_early + 1
+        events_full[i] = [int((c < decided_full).sum()) for c in all_consumed]
+        events_early[i] = [int((c < decided_early).sum()) for c in all_consumed]
+    return Schedule(cycles_full, cycles_early, events_full, events_early)

@@ -1,0 +1,159 @@
+"""The Amaranth core in Amaranth's simulator: each part, then the whole core against the reference and
+the cycle model on random networks, with stalls on every port and aborts inside images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+
+from amaranth_harness import simulate
+from bs4nn.export.artifact import encode_hex
+from bs4nn.hw.config import CoreConfig
+from bs4nn.hw.encoders import lowest_set_bit
+from bs4nn.hw.input_stage import InputStage
+from bs4nn.hw.layer import rom_words
+from bs4nn.sim.scoreboard import ImageOutcome, Scoreboard
+from bs4nn.sw import reference
+from bs4nn.sw.conformance import random_case, situations
+from bs4nn.sw.cycles import schedule
+from bs4nn.sw.network import random_network
+from bs4nn.sw.semantics import encode_pixels
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 5, 8, 13, 256])
+def test_lowest_set_bit(width):
+    m = Module()
+    bits = Signal(width)
+    found, index, several = lowest_set_bit(m, bits, "t", several=True)
+    rng = np.random.default_rng(width)
+    values = [0, 1, (1 << width) - 1, 1 << (width - 1)] + [int(rng.integers(0, 2**min(width, 62))) << int(rng.integers(0, max(1, width - 62) + 1)) % (1 << width) for _ in range(60)]
+    checked = []
+
+    async def bench(ctx):
+        for value in values:
+            value %= 1 << width
+            ctx.set(bits, value)
+            got = (ctx.get(found), ctx.get(index), ctx.get(several))
+            low = (value & -value).bit_length() - 1
+            assert got[0] == (value != 0), hex(value)
+            if value:
+                assert got[1] == low, f"{value:#x}: lowest bit {low}, got {got[1]}"
+            assert got[2] == (bin(value).count("1") > 1), hex(value)
+            checked.append(value)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(checked) == len(values)
+
+
+def test_rom_words_with_all_lanes_are_the_artifact_rows():
+    network = random_network([20, 13, 4], np.random.default_rng(1))
+    for layer in network.layers:
+        rows = [int(line, 16) for line in encode_hex(layer.signs).decode().split()]
+        assert rom_words(layer.signs, layer.n_out) == rows
+        lanes = 5  # G = 3 words per row, the last one padded with zeros
+        words = rom_words(layer.signs, lanes)
+        groups = -(-layer.n_out // lanes)
+        for i, row in enumerate(rows):
+            assert sum(words[i * groups + g] << (g * lanes) for g in range(groups)) == row
+
+
+def _input_stage_run(n_in, images, skip, rng, stall=0.3, bad_tlast=False):
+    dut = InputStage(n_in, skip)
+    seen = []
+
+    async def bench(ctx):
+        for image in images:
+            for j, p in enumerate(image):
+                ctx.set(dut.pixels.valid, 1)
+                last = int(j == n_in - 1) ^ int(bad_tlast and j == 0)
+                ctx.set(dut.pixels.payload, {"data": int(p), "last": last})
+                await ctx.tick().until(dut.pixels.ready)
+            ctx.set(dut.pixels.valid, 0)
+            events = []
+            while True:
+                ready = int(rng.random() >= stall)
+                ctx.set(dut.events.ready, ready)
+                *_, valid, payload = await ctx.tick().sample(dut.events.valid, dut.events.payload)
+                if valid and ready:
+                    if payload.end:
+                        break
+                    events.append((int(payload.index), int(payload.bin), int(payload.last)))
+            ctx.set(dut.events.ready, 0)
+            seen.append((events, ctx.get(dut.framing_error)))
+            ctx.set(dut.restart, 1)
+            await ctx.tick()
+            ctx.set(dut.restart, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return seen
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_input_stage_hands_out_every_pixel_once_by_bin(skip):
+    rng = np.random.default_rng(5)
+    n_in = 37
+    images = rng.choice([0, 0, 0, 1, 7, 128, 255, 255], size=(3, n_in)).astype(np.uint8)
+    images[2] = 0  # an all-black image: nothing (skip) or only bin 255
+    for image, (events, framing) in zip(images, _input_stage_run(n_in, images, skip, rng)):
+        assert not framing
+        expected = sorted((i, 255 - int(p)) for i, p in enumerate(image) if not (skip and p == 0))
+        assert sorted((i, b) for i, b, _ in events) == expected
+        bins = [b for _, b, _ in events]
+        assert bins == sorted(bins), "bins must come in ascending order"
+        for e, (_, b, last) in enumerate(events):
+            assert last == (e == len(events) - 1 or events[e + 1][1] != b), f"last flag of event {e}"
+
+
+def test_input_stage_reports_a_wrong_tlast():
+    rng = np.random.default_rng(6)
+    images = rng.integers(0, 256, size=(1, 9)).astype(np.uint8)
+    [(_, framing)] = _input_stage_run(9, images, True, rng, bad_tlast=True)
+    assert framing
+
+
+def _check_core(network, pixels, lanes, mode, rng, stall, aborts):
+    config = CoreConfig(network, lanes=lanes, mode=mode)
+    results, spikes, meta = simulate(config, pixels, rng=rng, stall=stall, aborts=aborts)
+    ref = reference.run(network, pixels)
+    plan = schedule(network.sizes, config.lanes, encode_pixels(pixels), ref.spikes)
+    board = Scoreboard(ref, mode, None if stall else plan.cycles(mode), None if stall else plan.events(mode))
+    for i, result in enumerate(results):
+        board.check(i, ImageOutcome(**result, spikes=spikes[i]), f"sizes {network.sizes} lanes {config.lanes} "
+                    f"{mode} image {i}")
+        measured = meta["result_cycle"][i] - meta["last_pixel_cycle"][i]
+        assert measured == result["cycles"], f"the core counts {result['cycles']} cycles, the testbench {measured}"
+    assert not board.mismatches, "\n".join(board.mismatches[:10])
+    return ref, meta
+
+
+def test_core_equals_reference_and_cycle_model_on_random_networks():
+    """Random networks from the conformance generator (plus single-layer ones), random lanes, both modes;
+    half the cases with random stalls on every port and an abort inside an image. The cases must cover
+    ties, no-spike images, bins 0 and 255, hidden spikes at 255, stalls and aborts."""
+    rng = np.random.default_rng(2026)
+    covered, stalled, aborted = set(), 0, 0
+    for case in range(24):
+        if case % 6 == 5:
+            sizes = [int(rng.integers(2, 12)), int(rng.integers(2, 6))]
+            network = random_network(sizes, rng, threshold_range=(1, 4))
+            pixels = rng.choice([0, 1, 200, 255], size=(4, sizes[0])).astype(np.uint8)
+        else:
+            network, pixels = random_case(rng, n_images=4)
+        lanes = [int(rng.integers(1, layer.n_out + 1)) for layer in network.layers]
+        stall = 0.25 if case % 2 else 0.0
+        aborts = {1} if case % 4 == 1 else set()
+        for mode in ("full", "early"):
+            ref, meta = _check_core(network, pixels, lanes, mode, np.random.default_rng(case), stall, aborts)
+            aborted += meta["aborted"]
+        stalled += stall > 0
+        covered |= situations(network, pixels, ref)
+    wanted = {"tie_by_potential", "tie_by_index", "no_output_spike", "input_bin_0", "input_bin_255",
+              "hidden_spike_255"}
+    assert wanted <= covered, f"the random cases missed {sorted(wanted - covered)}"
+    assert stalled and aborted
