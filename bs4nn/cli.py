@@ -1,4 +1,4 @@
-"""The `bs4nn` command line: train, export, import-reference, eval.
+"""The `bs4nn` command line: train, export, import-reference, eval, bench (hdl, sim, trace: cli_hw.py).
 
 Thin glue over the library (bs4nn.sw, bs4nn.export): parse, call, print. Every command shows an example in
 its --help. Bad input (missing files, unreadable artifacts or checkpoints, unknown datasets, wrong shapes)
@@ -502,6 +502,10 @@ def build_parser(train_options: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", default=None, help="write the figures as JSON here")
     _add_data_dir(p)
     p.set_defaults(func=cmd_bench)
+
+    from . import cli_hw
+
+    cli_hw.add_commands(sub)
     return parser
 
 

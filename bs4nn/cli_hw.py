@@ -1,0 +1,259 @@
+"""The hardware commands of `bs4nn`: hdl (Verilog of a core), sim (co-simulation), trace (latency).
+
+Registered by `bs4nn.cli.build_parser`; the same error conventions apply (one line, exit code 2 for bad
+input). `bs4nn sim` exits with 1 when the hardware disagrees with the reference or the cycle model.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .cli import DATASETS, SPLITS, CLIError, _add_data_dir, _check_outputs, _Help, _positive_int, load_checked, \
+    write_json_atomic
+
+MODES = ("full", "early")
+SIMULATORS = ("icarus", "verilator")
+
+
+def _config_spec(text: str) -> tuple[str, str]:
+    """'early:max' or 'full:60,10' -> (mode, lanes)."""
+    mode, _, lanes = text.partition(":")
+    if mode not in MODES:
+        raise argparse.ArgumentTypeError(f"configuration {text!r}: give MODE:LANES with MODE one of {MODES}")
+    return mode, lanes or "max"
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), got {text!r}")
+    return value
+
+
+def _select(images, labels, indices, limit):
+    import numpy as np
+
+    if indices:
+        bad = [i for i in indices if not 0 <= i < len(images)]
+        if bad:
+            raise CLIError(f"--index {bad[0]} is outside the split's {len(images)} images")
+        pick = np.asarray(indices)
+    else:
+        pick = np.arange(min(limit, len(images)) if limit else len(images))
+    return images[pick].reshape(len(pick), -1), labels[pick], pick
+
+
+def cmd_hdl(args, argv) -> int:
+    from .export.artifact import read_artifact
+    from .hw.config import CoreConfig
+    from .hw.verilog import TOP, write_core
+
+    artifact = read_artifact(args.model)
+    config = CoreConfig(artifact.network, lanes=args.lanes, mode=args.mode)
+    out = write_core(config, args.out, artifact.model_id, spike_ports=not args.no_spike_ports)
+    print(f"core     {TOP} for model {artifact.id32} ({'-'.join(map(str, artifact.network.sizes))}), "
+          f"mode {config.mode}, lanes {','.join(map(str, config.lanes))}")
+    print(f"wrote    {out}/{TOP}.v, rom_l*.hex, thresholds_l*.hex, core.json")
+    return 0
+
+
+def _replay_command(args, index: int) -> str:
+    parts = ["bs4nn", "sim", "--model", args.model, "--dataset", args.dataset, "--split", args.split,
+             "--index", str(index), "--simulator", args.simulator, "--mode", args.mode, "--lanes", args.lanes,
+             "--trace", "replay.npz", "--waves"]
+    if args.data_dir:
+        parts += ["--data-dir", args.data_dir]
+    return shlex.join(parts)
+
+
+def cmd_sim(args, argv) -> int:
+    import numpy as np
+
+    from .export.artifact import read_artifact
+    from .sim.cosim import cosimulate, write_trace
+    from .sim.runner import SimulationError
+
+    _check_outputs(args.trace)
+    artifact = read_artifact(args.model)
+    data, images, labels = load_checked(artifact.network, args.dataset, args.split, args.data_dir, None,
+                                        artifact.dataset_name, "sim")
+    images, labels, picked = _select(images, labels, args.index, args.limit)
+    work = Path(args.work) if args.work else Path(args.trace).with_suffix("")
+    names = [f"{data.name} {args.split} image {int(i)}" for i in picked]
+    try:
+        result = cosimulate(artifact.path, images, simulator=args.simulator, mode=args.mode, lanes=args.lanes,
+                            names=names, stall=args.stall, seed=args.seed, work_dir=work, chunk=args.chunk,
+                            progress=sys.stderr.isatty(), waves_on_failure=3 if not args.waves else len(images))
+    except SimulationError as error:
+        raise CLIError(str(error)) from None
+    trace, table = write_trace(args.trace, result, labels=labels,
+                               config={"dataset": data.name, "split": args.split, "simulator": args.simulator,
+                                       "indices": picked.tolist()})
+    cycles = np.array([o.cycles for o in result.outcomes])
+    decisions = np.array([o.decision for o in result.outcomes])
+    print(f"core       {artifact.id32}, mode {args.mode}, lanes {','.join(map(str, result.config.lanes))}, {args.simulator}")
+    print(f"images     {len(images)} of {data.name} {args.split}; strict accuracy of the hardware "
+          f"{100 * (decisions == labels).mean():.2f}%")
+    print(f"cycles     mean {cycles.mean():.1f}, p95 {np.percentile(cycles, 95):.0f}, max {cycles.max()} "
+          f"(after the last pixel; {len(images[0])} pixels at one per cycle before that)")
+    agree = int((cycles == result.model_cycles).sum())
+    print(f"model      {agree} of {len(images)} images take exactly the cycles the cycle model predicts")
+    print(f"trace      {trace}  {table}")
+    if result.mismatches or args.stall == 0 and agree != len(images):
+        print(f"MISMATCH   {len(result.failed)} image(s) disagree with the reference or the cycle model:",
+              file=sys.stderr)
+        for line in result.mismatches[:20]:
+            print(f"  {line}", file=sys.stderr)
+        for i, path in result.waveforms.items():
+            print(f"  waveform of {names[i]}: {path}", file=sys.stderr)
+        if result.failed:
+            print(f"  replay: {_replay_command(args, int(picked[result.failed[0]]))}", file=sys.stderr)
+        return 1
+    print("bit-exact  every decision, first-spike bin and spike bin equals the reference's")
+    return 0
+
+
+def cmd_trace(args, argv) -> int:
+    from .sw import latency
+
+    paths = [Path(p) for p in args.read or []]
+    if args.model:
+        paths += _run_traces(args)
+    if not paths:
+        raise CLIError("give traces to read (--read T.npz ...) or a model to run (--model DIR --dataset ...)")
+    traces = [latency.read_trace(p) for p in paths]
+    report = latency.write_report(traces, args.out, raster_image=args.raster_image)
+    print(f"{'configuration':<28} {'images':>6} {'mean':>7} {'p95':>6} {'max':>6} {'events':>7} "
+          f"{'syn. updates':>12} {'model =':>8}")
+    for row in report["summary"]:
+        print(f"{row['name']:<28} {row['images']:>6} {row['cycles_mean']:>7.1f} {row['cycles_p95']:>6.0f} "
+              f"{row['cycles_max']:>6} {row.get('events_mean', float('nan')):>7.1f} "
+              f"{row.get('synaptic_updates_mean', float('nan')):>12.0f} {row.get('model_agrees', '-'):>8}")
+    print(f"wrote      {args.out}/: {', '.join(report['files'])}")
+    return 0
+
+
+def _run_traces(args) -> list[Path]:
+    """Run each --config (co-simulation, or the cycle model with --model-only) and write its trace."""
+    from .export.artifact import read_artifact
+
+    if not args.dataset:
+        raise CLIError("--model needs --dataset")
+    artifact = read_artifact(args.model)
+    data, images, labels = load_checked(artifact.network, args.dataset, args.split, args.data_dir, None,
+                                        artifact.dataset_name, "trace")
+    images, labels, picked = _select(images, labels, None, args.limit)
+    paths = []
+    for mode, lanes in args.config or [("early", "max"), ("full", "max")]:
+        path = Path(args.out) / f"trace_{mode}_{lanes.replace(',', '-')}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if args.model_only:
+            _model_trace(artifact, images, labels, mode, lanes, path, data.name, args.split)
+        else:
+            from .sim.cosim import cosimulate, write_trace
+
+            result = cosimulate(artifact.path, images, simulator=args.simulator, mode=mode, lanes=lanes,
+                                work_dir=path.with_suffix(""), progress=sys.stderr.isatty())
+            if result.mismatches:
+                raise CLIError(f"{mode}:{lanes}: the hardware disagrees with the reference: {result.mismatches[0]}")
+            write_trace(path, result, labels=labels, config={"dataset": data.name, "split": args.split,
+                                                            "simulator": args.simulator})
+        paths.append(path)
+    return paths
+
+
+def _model_trace(artifact, images, labels, mode, lanes, path, dataset, split) -> None:
+    """A trace from the reference and the cycle model alone (source "model"): the whole test set in seconds."""
+    import numpy as np
+
+    from .sim.cosim import Cosim, write_trace
+    from .sim.scoreboard import ImageOutcome
+    from .hw.config import CoreConfig
+    from .sw import reference
+    from .sw.cycles import schedule
+    from .sw.semantics import encode_pixels
+
+    network = artifact.network
+    config = CoreConfig(network, lanes=lanes, mode=mode)
+    ref = reference.run(network, images)
+    plan = schedule(network.sizes, config.lanes, encode_pixels(images), ref.spikes)
+    cycles, events = plan.cycles(mode), plan.events(mode)
+    outcomes = [ImageOutcome(int(ref.decision[i]), int(ref.first_spike_bin[i]), int(cycles[i]), int(events[i]),
+                             [{int(n): int(b) for n, b in enumerate(s[i]) if b < 256} for s in ref.spikes])
+                for i in range(len(images))]
+    result = Cosim(config, artifact.model_id, outcomes, cycles, events, plan.layer_events(mode), [], [])
+    write_trace(path, result, labels=labels, config={"dataset": dataset, "split": split, "source": "model"})
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser(
+        "hdl", formatter_class=_Help, help="write the Verilog core of a model artifact",
+        description="Generate the event-driven core of an artifact as standalone Verilog (module bs4nn_core, "
+                    "AXI4-Stream port names), with its ROM contents as $readmemh files and core.json (ports, "
+                    "tdata field layouts, configuration).",
+        epilog="Example:\n  bs4nn hdl --model runs/digits/model --out build/digits-core --lanes max --mode early")
+    p.add_argument("--model", required=True, metavar="DIR", help="artifact directory")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced atomically)")
+    p.add_argument("--lanes", default="max", metavar="P|P0,P1,...",
+                   help="neurons updated per cycle, one number or one per layer; max = a whole layer (default)")
+    p.add_argument("--mode", choices=MODES, default="full",
+                   help="full: every neuron's bin up to t_max; early: stop at the first output spike (default: full)")
+    p.add_argument("--no-spike-ports", action="store_true", help="leave out the per-layer spike streams")
+    p.set_defaults(func=cmd_hdl)
+
+    p = sub.add_parser(
+        "sim", formatter_class=_Help, help="co-simulate the core on dataset images, bit for bit",
+        description="Build the core of an artifact, run images through it under Icarus or Verilator (cocotb) and "
+                    "check every decision, first-spike bin, spike bin and cycle count against the reference and "
+                    "the cycle model. Writes the trace (dump format with cycles) and a per-image CSV beside it. "
+                    "Exit code 1 on any mismatch, with the failing images' waveforms and a replay command.",
+        epilog="Example:\n  bs4nn sim --model runs/digits/model --dataset digits --limit 20 --simulator icarus \\\n"
+               "      --mode early --trace runs/digits/hw_trace.npz")
+    p.add_argument("--model", required=True, metavar="DIR", help="artifact directory")
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--limit", type=_positive_int, metavar="N", default=None, help="the first N images (default: all)")
+    p.add_argument("--index", type=int, action="append", metavar="I", default=None,
+                   help="only image I of the split (repeatable; replays one image)")
+    p.add_argument("--simulator", choices=SIMULATORS, default="icarus")
+    p.add_argument("--mode", choices=MODES, default="full")
+    p.add_argument("--lanes", default="max", metavar="P|P0,P1,...")
+    p.add_argument("--trace", required=True, metavar="OUT.npz", help="trace file (a CSV is written beside it)")
+    p.add_argument("--stall", type=_probability, default=0.0,
+                   help="probability of an idle/back-pressure cycle on every port (cycles are then not compared)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the stalls")
+    p.add_argument("--chunk", type=_positive_int, default=100, help="images per simulator run (default: 100)")
+    p.add_argument("--work", metavar="DIR", default=None, help="build and run directory (default: beside the trace)")
+    p.add_argument("--waves", action="store_true", help="keep the waveform of every failing image")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser(
+        "trace", formatter_class=_Help, help="latency traces: cycles per image across configurations",
+        description="Read hardware traces (from `bs4nn sim`) or run them for several configurations, and report "
+                    "mean / p95 / max cycles, events and synaptic updates per image, and the agreement with the "
+                    "cycle model, as summary.json / summary.csv and PNG plots (latency histogram, cycles against "
+                    "events, hardware against the model, one image's spike raster per layer).",
+        epilog="Examples:\n  bs4nn trace --read runs/digits/hw_trace.npz --out runs/digits/traces\n"
+               "  bs4nn trace --model runs/digits/model --dataset digits --limit 50 \\\n"
+               "      --config early:max --config early:1 --config full:max --out runs/digits/traces\n"
+               "  bs4nn trace --model M --dataset mnist --model-only --config early:max --out traces  # all images, no HDL")
+    p.add_argument("--read", nargs="+", metavar="T.npz", help="traces to read")
+    p.add_argument("--model", metavar="DIR", default=None, help="artifact to run (with --dataset and --config)")
+    p.add_argument("--dataset", choices=DATASETS, default=None)
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--limit", type=_positive_int, metavar="N", default=None)
+    p.add_argument("--config", type=_config_spec, action="append", metavar="MODE:LANES",
+                   help="a configuration to run (repeatable; default early:max and full:max)")
+    p.add_argument("--simulator", choices=SIMULATORS, default="icarus")
+    p.add_argument("--model-only", action="store_true",
+                   help="cycles from the cycle model instead of co-simulation (exact, as `bs4nn sim` checks)")
+    p.add_argument("--raster-image", type=int, default=0, metavar="I", help="image for the spike raster (default 0)")
+    p.add_argument("--out", required=True, metavar="DIR", help="report directory")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_trace)
