@@ -1,9 +1,12 @@
 # BS4NN: set up, train, export, evaluate, test.
 #
-#   make              = make all: set up .venv if needed, then train, export and evaluate on the bundled
-#                       scikit-learn digits (offline, a few minutes on 2 cores)
+#   make              = make all: set up .venv if needed, then train, export, evaluate and co-simulate the
+#                       core on a few test images, on the bundled scikit-learn digits (offline, ~1 minute)
 #   make test         the test suite
 #   make train export eval DATASET=mnist DATA_DIR=/path/to/datasets
+#   make sim          co-simulate the core (Icarus; SIMULATOR=verilator) on SIM_LIMIT test images, bit for bit
+#   make traces       latency traces of several core configurations (cycles per image, plots)
+#   make hdl          the Verilog of the core (RUN_DIR/core)
 #
 # Every step is the `bs4nn` command line; `make -n ...` shows the exact commands.
 
@@ -44,6 +47,13 @@ CHECKPOINT ?= $(RUN_DIR)/checkpoint.pt
 DATA_DIR ?=
 
 DATA_ARGS = $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+# hardware: core configuration and co-simulation
+SIMULATOR ?= icarus
+MODE ?= early
+LANES ?= max
+SIM_LIMIT ?= 20
+TRACE_CONFIGS ?= early:max full:max early:16,max
 TRAIN_ARGS = --dataset $(DATASET) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 	--seed $(SEED) $(if $(RULE),--rule $(RULE)) $(if $(RESUME),--resume) --out $(RUN_DIR) $(DATA_ARGS)
 
@@ -51,10 +61,10 @@ TRAIN_ARGS = --dataset $(DATASET) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(EPOC
 SHARED_DATA := $(wildcard ../shared/datasets)
 TEST_ENV = $(if $(and $(SHARED_DATA),$(if $(BS4NN_DATA),,x)),BS4NN_DATA=$(abspath $(SHARED_DATA)))
 
-.PHONY: all setup system-packages train export eval bench test clean distclean
+.PHONY: all setup system-packages train export eval hdl sim traces bench test clean distclean
 
 all: $(STAMP)
-	$(MAKE) --no-print-directory train export eval
+	$(MAKE) --no-print-directory train export eval sim SIM_LIMIT=10
 
 # ---------------------------------------------------------------- setup
 setup: $(STAMP)
@@ -92,6 +102,17 @@ export: $(STAMP)
 eval: $(STAMP)
 	$(BS4NN) eval --model $(MODEL) --dataset $(DATASET) --split test $(DATA_ARGS) \
 	  --json $(RUN_DIR)/eval.json --dump-spikes $(RUN_DIR)/spikes.npz --plots $(RUN_DIR)/plots
+
+hdl: $(STAMP)
+	$(BS4NN) hdl --model $(MODEL) --out $(RUN_DIR)/core --lanes $(LANES) --mode $(MODE)
+
+sim: $(STAMP)
+	$(BS4NN) sim --model $(MODEL) --dataset $(DATASET) --split test --limit $(SIM_LIMIT) --simulator $(SIMULATOR) \
+	  --mode $(MODE) --lanes $(LANES) --trace $(RUN_DIR)/hw_trace.npz $(DATA_ARGS)
+
+traces: $(STAMP)
+	$(BS4NN) trace --model $(MODEL) --dataset $(DATASET) --split test --limit $(SIM_LIMIT) --simulator $(SIMULATOR) \
+	  $(foreach c,$(TRACE_CONFIGS),--config $(c)) --out $(RUN_DIR)/traces $(DATA_ARGS)
 
 # reference images/s and training samples/s on 784-600-10 MNIST (needs MNIST: DATA_DIR or BS4NN_DATA)
 BENCH_DATASET ?= mnist

@@ -190,6 +190,15 @@ def _model_trace(artifact, images, labels, mode, lanes, path, dataset, split) ->
     write_trace(path, result, labels=labels, config={"dataset": dataset, "split": split, "source": "model"})
 
 
+def _add_images(p, required: bool) -> None:
+    """--model, --dataset, --split, --limit: the artifact and the images it runs on."""
+    p.add_argument("--model", required=required, metavar="DIR", default=None,
+                   help="artifact directory" + ("" if required else " to run (with --dataset and --config)"))
+    p.add_argument("--dataset", required=required, choices=DATASETS, default=None)
+    p.add_argument("--split", choices=SPLITS, default="test")
+    p.add_argument("--limit", type=_positive_int, metavar="N", default=None, help="the first N images (default: all)")
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser(
         "hdl", formatter_class=_Help, help="write the Verilog core of a model artifact",
@@ -214,10 +223,7 @@ def add_commands(sub) -> None:
                     "Exit code 1 on any mismatch, with the failing images' waveforms and a replay command.",
         epilog="Example:\n  bs4nn sim --model runs/digits/model --dataset digits --limit 20 --simulator icarus \\\n"
                "      --mode early --trace runs/digits/hw_trace.npz")
-    p.add_argument("--model", required=True, metavar="DIR", help="artifact directory")
-    p.add_argument("--dataset", required=True, choices=DATASETS)
-    p.add_argument("--split", choices=SPLITS, default="test")
-    p.add_argument("--limit", type=_positive_int, metavar="N", default=None, help="the first N images (default: all)")
+    _add_images(p, required=True)
     p.add_argument("--index", type=int, action="append", metavar="I", default=None,
                    help="only image I of the split (repeatable; replays one image)")
     p.add_argument("--simulator", choices=SIMULATORS, default="icarus")
@@ -244,10 +250,7 @@ def add_commands(sub) -> None:
                "      --config early:max --config early:1 --config full:max --out runs/digits/traces\n"
                "  bs4nn trace --model M --dataset mnist --model-only --config early:max --out traces  # all images, no HDL")
     p.add_argument("--read", nargs="+", metavar="T.npz", help="traces to read")
-    p.add_argument("--model", metavar="DIR", default=None, help="artifact to run (with --dataset and --config)")
-    p.add_argument("--dataset", choices=DATASETS, default=None)
-    p.add_argument("--split", choices=SPLITS, default="test")
-    p.add_argument("--limit", type=_positive_int, metavar="N", default=None)
+    _add_images(p, required=False)
     p.add_argument("--config", type=_config_spec, action="append", metavar="MODE:LANES",
                    help="a configuration to run (repeatable; default early:max and full:max)")
     p.add_argument("--simulator", choices=SIMULATORS, default="icarus")

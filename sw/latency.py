@@ -92,6 +92,15 @@ def write_report(traces: list[Trace], out_dir, raster_image: int = 0) -> dict:
                                                         "hardware_vs_model.png", f"raster_image{raster_image}.png"]}
 
 
+def _finish(fig, ax, path, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
 def plot_latency_histogram(traces: list[Trace], path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     top = max(int(t.cycles.max()) for t in traces)
@@ -103,12 +112,7 @@ def plot_latency_histogram(traces: list[Trace], path) -> None:
     for t in traces:
         ax.hist(t.cycles, bins=bins, histtype="step", linewidth=1.5,
                 label=f"{t.name}: mean {t.cycles.mean():.0f}, p95 {np.percentile(t.cycles, 95):.0f}")
-    ax.set_xlabel("cycles per image (after the last pixel)")
-    ax.set_ylabel("images")
-    ax.set_title("latency")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    _save(fig, path)
+    _finish(fig, ax, path, "cycles per image (after the last pixel)", "images", "latency")
 
 
 def plot_cycles_vs_events(traces: list[Trace], path) -> None:
@@ -116,12 +120,7 @@ def plot_cycles_vs_events(traces: list[Trace], path) -> None:
     for t in traces:
         if "events" in t.table:
             ax.scatter(t.table["events"], t.cycles, s=6, alpha=0.6, label=t.name)
-    ax.set_xlabel("events integrated before the decision")
-    ax.set_ylabel("cycles per image")
-    ax.set_title("cycles against events")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    _save(fig, path)
+    _finish(fig, ax, path, "events integrated before the decision", "cycles per image", "cycles against events")
 
 
 def plot_hardware_vs_model(traces: list[Trace], path) -> None:
@@ -134,12 +133,8 @@ def plot_hardware_vs_model(traces: list[Trace], path) -> None:
                        label=f"{t.name}: {agree}/{len(t.cycles)} equal")
             top = max(top, int(t.cycles.max()), int(t.table["model_cycles"].max()))
     ax.plot([0, top], [0, top], color="gray", linewidth=0.8)
-    ax.set_xlabel("cycle model (from the reference's events)")
-    ax.set_ylabel("hardware (co-simulation)")
-    ax.set_title("hardware against the cycle model")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    _save(fig, path)
+    _finish(fig, ax, path, "cycle model (from the reference's events)", "hardware (co-simulation)",
+            "hardware against the cycle model")
 
 
 def plot_raster(trace: Trace, image: int, path) -> None:

@@ -1,0 +1,82 @@
+"""`bs4nn hdl`, `bs4nn sim` and `bs4nn trace` end to end on a small digits-shaped model."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from test_cli import run_cli
+from bs4nn.export.artifact import write_artifact
+from bs4nn.export.dump import read_dump
+from bs4nn.sw import datasets, reference
+from bs4nn.sw.network import random_network
+
+PROVENANCE = {"command": "tests", "seed": 0, "commit": None, "created": "2026-11-23T00:00:00+00:00",
+              "source": "trained"}
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    network = random_network([64, 12, 10], np.random.default_rng(4), input_shape=(8, 8), threshold_range=(1, 6))
+    return write_artifact(tmp_path_factory.mktemp("model") / "model", network, "digits", PROVENANCE)
+
+
+def test_hdl_writes_verilog_roms_and_port_description(tmp_path, capsys, digits_model):
+    code, out, err = run_cli(capsys, "hdl", "--model", digits_model.path, "--out", tmp_path / "core",
+                             "--lanes", "5,max", "--mode", "early")
+    assert code == 0, err
+    core = json.loads((tmp_path / "core" / "core.json").read_text())
+    assert core["lanes"] == [5, 10] and core["mode"] == "early" and core["id32"] == digits_model.id32
+    verilog = (tmp_path / "core" / "bs4nn_core.v").read_text()
+    for port in ("s_axis_pixels_tvalid", "s_axis_pixels_tready", "s_axis_pixels_tdata", "s_axis_pixels_tlast",
+                 "m_axis_result_tdata", "m_axis_spikes_l0_tdata", "m_axis_spikes_l1_tvalid"):
+        assert port in verilog
+    rom = (tmp_path / "core" / "rom_l0.hex").read_text().split()
+    assert len(rom) == 64 * 3  # ceil(12 / 5) words per input
+    fields = core["ports"]["m_axis_result"]["tdata"]
+    assert fields["decision"] == {"offset": 0, "width": 4}
+
+
+def test_hdl_refuses_bad_lanes_in_one_line(tmp_path, capsys, digits_model):
+    code, _, err = run_cli(capsys, "hdl", "--model", digits_model.path, "--out", tmp_path / "core", "--lanes", "13,1")
+    assert code == 2 and err.count("\n") == 1 and "lanes of layer 0 must lie in 1..12" in err
+    assert not (tmp_path / "core").exists()
+
+
+def test_sim_is_bit_exact_and_writes_a_trace(tmp_path, capsys, digits_model):
+    trace = tmp_path / "hw.npz"
+    code, out, err = run_cli(capsys, "sim", "--model", digits_model.path, "--dataset", "digits", "--limit", "6",
+                             "--mode", "full", "--lanes", "4,max", "--trace", trace)
+    assert code == 0, err
+    assert "bit-exact" in out and "6 of 6 images take exactly the cycles" in out
+    dump = read_dump(trace)
+    images = datasets.load("digits", "test").images[:6]
+    ref = reference.run(digits_model.network, images)
+    for k in range(2):
+        assert np.array_equal(dump.spikes[k], ref.spikes[k])
+    assert dump.cycles.min() > 0 and dump.config["source"] == "hardware"
+
+    code, out, err = run_cli(capsys, "trace", "--read", trace, "--out", tmp_path / "report")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary[0]["images"] == 6 and summary[0]["model_agrees"] == 6
+    assert summary[0]["cycles_max"] == int(dump.cycles.max())
+    for name in ("latency_histogram.png", "cycles_vs_events.png", "hardware_vs_model.png", "raster_image0.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 1000
+
+
+def test_sim_refuses_an_index_outside_the_split(tmp_path, capsys, digits_model):
+    code, _, err = run_cli(capsys, "sim", "--model", digits_model.path, "--dataset", "digits", "--index", "360",
+                           "--trace", tmp_path / "t.npz")
+    assert code == 2 and "--index 360 is outside the split's 360 images" in err
+    assert not (tmp_path / "t.npz").exists()
+
+
+def test_trace_model_only_covers_the_whole_split(tmp_path, capsys, digits_model):
+    code, out, err = run_cli(capsys, "trace", "--model", digits_model.path, "--dataset", "digits", "--model-only",
+                             "--config", "early:max", "--config", "early:1", "--out", tmp_path / "report")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert [row["images"] for row in summary] == [360, 360]
+    assert summary[1]["cycles_mean"] > summary[0]["cycles_mean"]  # one lane is slower than all lanes
