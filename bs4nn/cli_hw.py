@@ -101,6 +101,10 @@ def cmd_sim(args, argv) -> int:
           f"{100 * (decisions == labels).mean():.2f}%")
     print(f"cycles     mean {cycles.mean():.1f}, p95 {np.percentile(cycles, 95):.0f}, max {cycles.max()} "
           f"(after the last pixel; {len(images[0])} pixels at one per cycle before that)")
+    if result.image_intervals and not args.stall:
+        interval = float(np.mean(result.image_intervals))
+        print(f"throughput {interval:.1f} cycles from one image's first pixel to the next one's "
+              f"({len(images[0])} pixel cycles included): {100e6 / interval:,.0f} images/s at 100 MHz")
     agree = int((cycles == result.model_cycles).sum())
     print(f"model      {agree} of {len(images)} images take exactly the cycles the cycle model predicts")
     print(f"trace      {trace}  {table}")

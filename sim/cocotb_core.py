@@ -96,11 +96,12 @@ class CoreTB:
                 assert neuron not in layer, f"image {self.image} layer {k}: neuron {neuron} spiked twice"
                 layer[neuron] = b
 
-    async def send(self, pixels: np.ndarray, abort_after: int | None = None) -> int:
-        """Send one image (or, with abort_after, that many pixels and then an abort); return the cycle
-        in which the last pixel was accepted."""
+    async def send(self, pixels: np.ndarray, abort_after: int | None = None) -> tuple[int, int]:
+        """Send one image (or, with abort_after, that many pixels, possibly none, and then an abort); return
+        the cycles in which its first and last pixels were accepted."""
         dut = self.dut
         count = len(pixels) if abort_after is None else abort_after
+        first = accepted = self.cycle
         for j in range(count):
             while True:
                 await RisingEdge(dut.clk)
@@ -116,14 +117,22 @@ class CoreTB:
             if j == 0 and abort_after is None:
                 self.image += 1
                 self.spikes.append([{} for _ in range(self.n_layers)])
+                first = self.cycle
             accepted = self.cycle
         await RisingEdge(dut.clk)
         dut.s_axis_pixels_tvalid.value = 0
+        if abort_after == 0:  # an abort between images: once the previous image is finished
+            while True:
+                await ReadOnly()
+                if dut.s_axis_pixels_tready.value:
+                    break
+                await RisingEdge(dut.clk)
+            await RisingEdge(dut.clk)
         if abort_after is not None:
             dut.abort.value = 1
             await RisingEdge(dut.clk)
             dut.abort.value = 0
-        return accepted
+        return first, accepted
 
 
 @cocotb.test()
@@ -140,13 +149,13 @@ async def images_match_the_reference(dut):
     await tb.start()
 
     aborts = {int(i): int(n) for i, n in (job.get("aborts") or {}).items()}
-    last_pixel_cycles = []
+    first_pixel_cycles, last_pixel_cycles = [], []
     for i, image in enumerate(images):
         if i in aborts:
             await tb.send(image, abort_after=aborts[i])
-        last_pixel_cycles.append(await tb.send(image))
-        while len(tb.results) <= i:
-            await RisingEdge(dut.clk)
+        first, last = await tb.send(image)
+        first_pixel_cycles.append(first)
+        last_pixel_cycles.append(last)
     while True:  # the last image's spikes are all out once the core takes pixels again
         await RisingEdge(dut.clk)
         dut.s_axis_pixels_tvalid.value = 0
@@ -179,7 +188,9 @@ async def images_match_the_reference(dut):
                          "model_layer_events": plan.layer_events(core["mode"])[i].tolist()})
     report = {"outcomes": outcomes, "mismatches": board.mismatches,
               "failed_images": sorted(set(board.failed_images)), "stalled_cycles": tb.stalled_cycles,
-              "aborts": len(aborts), "sim_cycles": tb.cycle}
+              "aborts": len(aborts), "sim_cycles": tb.cycle,
+              # cycles from one image's first pixel to the next one's, the driver sending as fast as it may
+              "image_intervals": np.diff(first_pixel_cycles).tolist()}
     tmp = job["out"] + ".tmp"
     with open(tmp, "w") as f:
         json.dump(report, f)

@@ -36,6 +36,7 @@ class Cosim:
     waveforms: dict[int, Path] = field(default_factory=dict)
     stalled_cycles: int = 0
     aborts: int = 0
+    image_intervals: list[int] = field(default_factory=list)  # first pixel to next first pixel, in cycles
 
 
 def _outcome(d: dict) -> ImageOutcome:
@@ -61,7 +62,7 @@ def cosimulate(model_dir, images: np.ndarray, *, simulator: str = "icarus", mode
 
         starts = tqdm(starts, desc=f"co-simulation ({simulator}, {mode})", unit="chunk", total=len(starts))
     outcomes, model_cycles, model_events, layer_events, mismatches, failed = [], [], [], [], [], []
-    stalled, n_aborts = 0, 0
+    stalled, n_aborts, intervals = 0, 0, []
     for start in starts:
         part = slice(start, start + chunk)
         chunk_aborts = {i - start: n for i, n in (aborts or {}).items() if start <= i < start + chunk}
@@ -75,9 +76,10 @@ def cosimulate(model_dir, images: np.ndarray, *, simulator: str = "icarus", mode
         failed += [start + i for i in report["failed_images"]]
         stalled += report["stalled_cycles"]
         n_aborts += report["aborts"]
+        intervals += report["image_intervals"]
     result = Cosim(config, artifact.model_id, outcomes, np.array(model_cycles, np.int64),
                    np.array(model_events, np.int64), np.array(layer_events, np.int64).reshape(-1, config.n_layers),
-                   mismatches, failed, {}, stalled, n_aborts)
+                   mismatches, failed, {}, stalled, n_aborts, intervals)
     if failed and waves_on_failure:
         waved = runner.build(core_dir, simulator, work_dir / "build", waves=True)
         for i in failed[:waves_on_failure]:

@@ -28,6 +28,8 @@ def simulate(config: CoreConfig, images: np.ndarray, rng=None, stall=0.0, aborts
         for i, image in enumerate(images):
             abort_at = int(rng.integers(0, len(image))) if i in aborts else None
             if abort_at is not None:  # send part of the image, abort, then send it properly
+                if abort_at == 0:  # an abort between images: once the previous one has drained
+                    await ctx.tick().until(dut.pixels.ready)
                 for p in image[:abort_at]:
                     await _put(ctx, dut.pixels, {"data": int(p), "last": 0}, rng, stall)
                 ctx.set(dut.abort, 1)

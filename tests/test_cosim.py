@@ -42,16 +42,20 @@ def test_icarus_random_networks_with_stalls_and_aborts(tmp_path, mode):
         lanes = [int(rng.integers(1, layer.n_out + 1)) for layer in network.layers]
         stall = 0.3 if case else 0.0
         result = cosimulate(artifact.path, pixels, simulator="icarus", mode=mode, lanes=lanes, stall=stall,
-                            aborts={2: 1, 7: len(pixels[0]) - 1} if case else None, seed=case,
+                            aborts={2: 1, 5: 0, 7: len(pixels[0]) - 1} if case else None, seed=case,
                             work_dir=tmp_path / f"sim{case}", waves_on_failure=0)
         assert not result.mismatches, "\n".join(result.mismatches[:10])
         assert len(result.outcomes) == len(pixels)
         if not stall:  # with free-running outputs the hardware's cycles are the model's (checked inside too)
             assert [o.cycles for o in result.outcomes] == result.model_cycles.tolist()
+            # back to back: each image takes its pixels, its cycles and a few to drain and restart
+            n_in = len(pixels[0])
+            for i, interval in enumerate(result.image_intervals):
+                assert n_in + result.outcomes[i].cycles <= interval <= n_in + result.outcomes[i].cycles + 600
         total_stalls += result.stalled_cycles
         total_aborts += result.aborts
         covered |= situations(network, pixels, reference.run(network, pixels))
-    assert total_stalls > 0 and total_aborts == 4
+    assert total_stalls > 0 and total_aborts == 6
     assert {"no_output_spike", "input_bin_0", "input_bin_255"} <= covered, sorted(covered)
 
 

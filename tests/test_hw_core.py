@@ -157,3 +157,56 @@ def test_core_equals_reference_and_cycle_model_on_random_networks():
               "hidden_spike_255"}
     assert wanted <= covered, f"the random cases missed {sorted(wanted - covered)}"
     assert stalled and aborted
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 7])
+def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes):
+    """A hidden LayerUnit alone: events in by bin, spikes out as the next layer's events (ascending bins,
+    lowest index first, `last` on each bin's last spike, then the end marker), with a stalled output."""
+    from bs4nn.hw.config import LayerConfig
+    from bs4nn.hw.layer import LayerUnit
+
+    rng = np.random.default_rng(lanes)
+    network = random_network([9, 7], rng, threshold_range=(1, 3))
+    config = LayerConfig(0, 9, 7, lanes, is_output=False, next_is_hidden=False)
+    dut = LayerUnit(config, network.layers[0].signs, network.layers[0].thresholds)
+    images = [rng.choice([3, 3, 40, 41, 200, 254], size=9) for _ in range(3)]
+    received = []
+
+    async def feed(ctx):
+        for bins in images:
+            order = sorted(range(9), key=lambda i: (bins[i], -i))
+            for n, i in enumerate(order):
+                last = n == len(order) - 1 or bins[order[n + 1]] != bins[i]
+                ctx.set(dut.events.valid, 1)
+                ctx.set(dut.events.payload, {"index": i, "bin": int(bins[i]), "last": int(last), "end": 0})
+                await ctx.tick().until(dut.events.ready)
+            ctx.set(dut.events.payload, {"index": 0, "bin": 0, "last": 0, "end": 1})
+            await ctx.tick().until(dut.events.ready)
+            ctx.set(dut.events.valid, 0)
+
+    async def take(ctx):
+        for _ in images:
+            spikes = []
+            while True:
+                ready = int(rng.random() < 0.6)
+                ctx.set(dut.out_events.ready, ready)
+                ctx.set(dut.spikes.ready, 1)
+                *_, valid, payload = await ctx.tick().sample(dut.out_events.valid, dut.out_events.payload)
+                if valid and ready:
+                    if payload.end:
+                        break
+                    spikes.append((int(payload.bin), int(payload.index), int(payload.last)))
+            received.append(spikes)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(feed)
+    sim.add_testbench(take)
+    sim.run()
+    expected_bins = reference.run_bins(network, np.array(images)).spikes[0]
+    for bins, spikes in zip(expected_bins, received):
+        expected = sorted((int(b), j) for j, b in enumerate(bins) if b < 256)
+        assert [(b, j) for b, j, _ in spikes] == expected
+        for n, (b, _, last) in enumerate(spikes):
+            assert last == (n == len(spikes) - 1 or spikes[n + 1][0] != b)
