@@ -1,0 +1,37 @@
+"""The core behind a UART: the board-independent part of every board top."""
+from __future__ import annotations
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bs4nn.hw.config import CoreConfig, index_width
+from bs4nn.hw.core import Core
+
+from .link import LinkEngine
+from .uart import UARTReceiver, UARTTransmitter
+
+
+class UARTCore(wiring.Component):
+    """`rx` / `tx` UART lines (8N1, `divisor` clock cycles per bit), `last_class` for LEDs."""
+
+    def __init__(self, config: CoreConfig, model_id: str, divisor: int, timeout_bits: int = 64):
+        self.config, self.model_id, self.divisor, self.timeout_bits = config, model_id, divisor, timeout_bits
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1),
+                          "last_class": Out(index_width(config.n_classes)), "frames": Out(16)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        m.submodules.receiver = receiver = UARTReceiver(self.divisor)
+        m.submodules.transmitter = transmitter = UARTTransmitter(self.divisor)
+        m.submodules.core = core = Core(cfg, spike_ports=False)
+        m.submodules.link = link = LinkEngine(cfg.n_in, cfg.n_classes, int(self.model_id[:8], 16), cfg.mode,
+                                              timeout=self.timeout_bits * self.divisor)
+        m.d.comb += [receiver.rx.eq(self.rx), self.tx.eq(transmitter.tx), link.rx_busy.eq(receiver.busy),
+                     core.abort.eq(link.abort), self.last_class.eq(link.last_class), self.frames.eq(link.frames)]
+        wiring.connect(m, receiver.bytes, link.rx_bytes)
+        wiring.connect(m, link.tx_bytes, transmitter.bytes)
+        wiring.connect(m, link.pixels, core.pixels)
+        wiring.connect(m, core.result, link.result)
+        return m
