@@ -35,3 +35,22 @@ class UARTCore(wiring.Component):
         wiring.connect(m, link.pixels, core.pixels)
         wiring.connect(m, core.result, link.result)
         return m
+
+
+TOP = "bs4nn_uart_top"
+
+
+def write_uart_top(config: CoreConfig, model_id: str, divisor: int, out_dir, timeout_bits: int = 64):
+    """Verilog of the UART top (module bs4nn_uart_top: clk, rst, rx, tx, last_class, frames) and top.json."""
+    import json
+
+    from amaranth.back import verilog
+
+    from bs4nn.export.artifact import write_directory
+
+    text = verilog.convert(UARTCore(config, model_id, divisor, timeout_bits), name=TOP, emit_src=False)
+    description = {"format": "bs4nn-uart-top", "version": 1, "top": TOP, "model_id": model_id,
+                   "id32": model_id[:8], "divisor": divisor, "timeout_bits": timeout_bits, **config.describe(),
+                   "protocol": "docs/board-protocol.md"}
+    return write_directory(out_dir, {f"{TOP}.v": text.encode(),
+                                     "top.json": (json.dumps(description, indent=2) + "\n").encode()})

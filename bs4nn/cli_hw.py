@@ -194,6 +194,58 @@ def _model_trace(artifact, images, labels, mode, lanes, path, dataset, split) ->
     write_trace(path, result, labels=labels, config={"dataset": dataset, "split": split, "source": "model"})
 
 
+def cmd_board_run(args, argv) -> int:
+    import numpy as np
+
+    from .export.artifact import read_artifact
+    from .sw.board import BoardError, HostLink, run_images
+
+    try:
+        import serial
+    except ImportError:
+        raise CLIError("pyserial is not installed (pip install pyserial==3.5; `make setup` does)") from None
+    _check_outputs(args.json)
+    artifact = read_artifact(args.model)
+    data, images, labels = load_checked(artifact.network, args.dataset, args.split, args.data_dir, args.limit,
+                                        artifact.dataset_name, "board run")
+    try:
+        port = serial.serial_for_url(args.port, baudrate=args.baud, timeout=0.1)
+    except (serial.SerialException, ValueError) as error:
+        raise CLIError(f"{args.port}: {error}") from None
+    import time
+
+    began = time.perf_counter()
+    with port:
+        try:
+            run = run_images(HostLink(port, empty_reads=max(1, int(args.timeout / 0.1))), artifact.network,
+                             artifact.id32, images, lanes=args.lanes, progress=sys.stderr.isatty(),
+                             names=[f"{data.name} {args.split} image {i}" for i in range(len(images))])
+        except BoardError as error:
+            raise CLIError(str(error)) from None
+    seconds = time.perf_counter() - began
+    decisions = np.array([a.decision for a in run.answers])
+    cycles = run.cycles
+    report = {"model_id": artifact.model_id, "port": args.port, "baud": args.baud, "dataset": data.name,
+              "split": args.split, "images": len(images), "strict": float((decisions == labels).mean()),
+              "cycles_mean": float(cycles.mean()), "cycles_p95": float(np.percentile(cycles, 95)),
+              "cycles_max": int(cycles.max()), "seconds": seconds, "disagreements": run.disagreements}
+    if args.json:
+        write_json_atomic(args.json, report)
+    print(f"board      model {artifact.id32} on {args.port} at {args.baud} baud")
+    print(f"images     {len(images)} of {data.name} {args.split}: strict accuracy {100 * report['strict']:.2f}%")
+    print(f"latency    cycles after the last pixel: mean {report['cycles_mean']:.1f}, p95 {report['cycles_p95']:.0f}, "
+          f"max {report['cycles_max']}; {len(images) / seconds:.1f} images/s over the link")
+    if run.disagreements:
+        print(f"DISAGREE   {len(run.disagreements)} answer(s) differ from the reference or the cycle model:",
+              file=sys.stderr)
+        for line in run.disagreements[:20]:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print("agree      every decision and first-spike bin equals the reference's"
+          + (" and every cycle count the model's" if args.lanes is not None else ""))
+    return 0
+
+
 def _add_images(p, required: bool) -> None:
     """--model, --dataset, --split, --limit: the artifact and the images it runs on."""
     p.add_argument("--model", required=required, metavar="DIR", default=None,
@@ -242,6 +294,28 @@ def add_commands(sub) -> None:
     p.add_argument("--waves", action="store_true", help="keep the waveform of every failing image")
     _add_data_dir(p)
     p.set_defaults(func=cmd_sim)
+
+    board = sub.add_parser("board", formatter_class=_Help, help="talk to a board running the core (UART)",
+                           description="Commands for a board that runs the core behind the UART link "
+                                       "(docs/board-protocol.md).")
+    board_sub = board.add_subparsers(dest="board_command", metavar="ACTION", required=True,
+                                     parser_class=board.__class__)
+    p = board_sub.add_parser(
+        "run", formatter_class=_Help, help="send test images to the board and compare with the reference",
+        description="Read the board's model ID (refusing another model), send images, compare every decision "
+                    "and first-spike bin with the reference (and, with --lanes, every cycle count with the cycle "
+                    "model), print accuracy and latency. Exit code 1 on any disagreement.",
+        epilog="Example:\n  bs4nn board run --port /dev/ttyUSB1 --baud 115200 --model runs/mnist/model \\\n"
+               "      --dataset mnist --limit 200 --lanes max")
+    p.add_argument("--port", required=True, help="serial port or pyserial URL (/dev/ttyUSB1, COM3, socket://host:port)")
+    p.add_argument("--baud", type=_positive_int, default=115200, help="baud rate (default 115200)")
+    _add_images(p, required=True)
+    p.add_argument("--lanes", default=None, metavar="P|P0,P1,...",
+                   help="the board core's lanes: also compare cycles and events with the cycle model")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
+    p.add_argument("--json", metavar="OUT", default=None, help="write the report as JSON here")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_board_run)
 
     p = sub.add_parser(
         "trace", formatter_class=_Help, help="latency traces: cycles per image across configurations",

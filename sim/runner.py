@@ -59,14 +59,15 @@ class Build:
     build_dir: Path
     waves: bool
     runner: object  # the cocotb_tools runner that built it (it also runs the tests)
+    top: str = "bs4nn_core"
 
 
-def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False) -> Build:
-    """Compile `core_dir/bs4nn_core.v` for `simulator` into a directory keyed by the Verilog's hash."""
+def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False, top: str = "bs4nn_core") -> Build:
+    """Compile `core_dir/<top>.v` for `simulator` into a directory keyed by the Verilog's hash."""
     from cocotb_tools.runner import get_runner
 
     env = simulator_env(simulator)
-    verilog = core_dir / "bs4nn_core.v"
+    verilog = core_dir / f"{top}.v"
     digest = hashlib.sha256(verilog.read_bytes()).hexdigest()[:16]
     build_dir = Path(cache_dir) / f"{simulator}-{digest}{'-waves' if waves else ''}"
     # Icarus: Verilog-2005 semantics, so that the declaration initialisers Yosys relies on to evaluate
@@ -79,14 +80,14 @@ def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False) 
         build_dir.mkdir(parents=True, exist_ok=True)
         dump = build_dir / "bs4nn_waves.v"
         dump.write_text(f'module bs4nn_waves;\ninitial begin\n  $dumpfile("{WAVES}");\n'
-                        '  $dumpvars(0, bs4nn_core);\nend\nendmodule\n')
+                        f'  $dumpvars(0, {top});\nend\nendmodule\n')
         sources.append(dump)
         args += ["-s", "bs4nn_waves"]
     saved = dict(os.environ)
     os.environ.update(env)
     try:
         runner = get_runner(simulator)
-        runner.build(sources=sources, hdl_toplevel="bs4nn_core", build_dir=build_dir, build_args=args,
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, build_args=args,
                      timescale=("1ns", "1ps"), waves=waves and simulator == "verilator",
                      log_file=build_dir / "build.log")
     except Exception as e:  # the runner raises plain exceptions on compiler errors
@@ -94,11 +95,11 @@ def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False) 
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return Build(simulator, core_dir, build_dir, waves, runner)
+    return Build(simulator, core_dir, build_dir, waves, runner, top)
 
 
 def run(built: Build, images: np.ndarray, model_dir: Path, work_dir: Path, names=None, stall: float = 0.0,
-        aborts: dict | None = None, seed: int = 0) -> dict:
+        aborts: dict | None = None, seed: int = 0, test_module: str = TEST_MODULE, extra: dict | None = None) -> dict:
     """Run the testbench on `images` (N, n_in) uint8; return the report dict (see cocotb_core)."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -108,13 +109,13 @@ def run(built: Build, images: np.ndarray, model_dir: Path, work_dir: Path, names
     job = {"model": str(Path(model_dir).resolve()), "core": str((built.core_dir / "core.json").resolve()),
            "images": str((work_dir / "images.npy").resolve()), "names": names, "stall": stall,
            "aborts": {str(k): int(v) for k, v in (aborts or {}).items()}, "seed": seed,
-           "out": str(report_path.resolve())}
+           "out": str(report_path.resolve())} | (extra or {})
     (work_dir / "job.json").write_text(json.dumps(job, indent=1))
     env = simulator_env(built.simulator) | {"BS4NN_COSIM_JOB": str((work_dir / "job.json").resolve())}
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in env.items() if k in ("PATH", "MAKEFLAGS")})
     try:
-        built.runner.test(test_module=TEST_MODULE, hdl_toplevel="bs4nn_core", build_dir=built.build_dir,
+        built.runner.test(test_module=test_module, hdl_toplevel=built.top, build_dir=built.build_dir,
                     test_dir=work_dir, extra_env=env, waves=built.waves, seed=seed,
                     results_xml=str((work_dir / "results.xml").resolve()), log_file=work_dir / "sim.log")
     except (Exception, SystemExit) as e:  # a failing cocotb test ends the runner with SystemExit
