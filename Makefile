@@ -7,6 +7,7 @@
 #   make sim          co-simulate the core (Icarus; SIMULATOR=verilator) on SIM_LIMIT test images, bit for bit
 #   make traces       latency traces of several core configurations (cycles per image, plots)
 #   make hdl          the Verilog of the core (RUN_DIR/core)
+#   make bitstream BOARD=arty_a7   board build (Vivado tree + open estimate without Vivado; ulx3s_85f, icebreaker)
 #
 # Every step is the `bs4nn` command line; `make -n ...` shows the exact commands.
 
@@ -61,7 +62,7 @@ TRAIN_ARGS = --dataset $(DATASET) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(EPOC
 SHARED_DATA := $(wildcard ../shared/datasets)
 TEST_ENV = $(if $(and $(SHARED_DATA),$(if $(BS4NN_DATA),,x)),BS4NN_DATA=$(abspath $(SHARED_DATA)))
 
-.PHONY: all setup system-packages train export eval hdl sim traces bench test clean distclean
+.PHONY: all setup system-packages train export eval hdl sim traces bitstream bench test clean distclean
 
 all: $(STAMP)
 	$(MAKE) --no-print-directory train export eval sim SIM_LIMIT=10
@@ -113,6 +114,11 @@ sim: $(STAMP)
 traces: $(STAMP)
 	$(BS4NN) trace --model $(MODEL) --dataset $(DATASET) --split test --limit $(SIM_LIMIT) --simulator $(SIMULATOR) \
 	  $(foreach c,$(TRACE_CONFIGS),--config $(c)) --out $(RUN_DIR)/traces $(DATA_ARGS)
+
+# board build: BOARD=arty_a7 | arty_a7_100 (Vivado tree + yosys estimate without Vivado) | ulx3s_85f | icebreaker
+BOARD ?= arty_a7
+bitstream: $(STAMP)
+	$(BS4NN) bitstream --board $(BOARD) --model $(MODEL) --out build/$(BOARD)-$(DATASET) --lanes $(LANES) --mode $(MODE)
 
 # reference images/s and training samples/s on 784-600-10 MNIST (needs MNIST: DATA_DIR or BS4NN_DATA)
 BENCH_DATASET ?= mnist

@@ -246,6 +246,34 @@ def cmd_board_run(args, argv) -> int:
     return 0
 
 
+def cmd_bitstream(args, argv) -> int:
+    from .boards.build import BOARDS, BuildError, build
+
+    try:
+        summary = build(args.board, args.model, args.out, lanes=args.lanes, mode=args.mode, baud=args.baud,
+                        estimate=not args.no_estimate)
+    except BuildError as error:
+        raise CLIError(str(error)) from None
+    print(f"board      {args.board}: model {summary['model_id'][:8]} {'-'.join(map(str, summary['sizes']))}, "
+          f"lanes {','.join(map(str, summary['lanes']))}, {summary['mode']} mode, UART {summary['baud']} baud "
+          f"(divisor {summary['divisor']} at {summary['clock_hz'] / 1e6:g} MHz)")
+    if summary.get("bitstream"):
+        print(f"bitstream  {summary['bitstream']}")
+    if summary.get("note"):
+        print(f"note       {summary['note']}")
+    estimate = summary.get("estimate")
+    if estimate:
+        print(f"estimate   yosys synth_xilinx for {estimate['part']} (open estimate, not Vivado):")
+        for key, value in estimate["use"].items():
+            percent = estimate["percent"].get(key)
+            print(f"           {key:<7} {value:>8g}" + (f"  {percent:5.1f} %" if percent is not None else ""))
+        print(f"           longest register-to-register path: {estimate['longest_path_cells']} cells (ltp -noff)")
+    if summary.get("fmax_mhz") is not None:
+        print(f"fmax       {summary['fmax_mhz']:.2f} MHz (nextpnr), board clock {summary['clock_hz'] / 1e6:g} MHz")
+    print(f"summary    {args.out}/build_summary.json")
+    return 0
+
+
 def _add_images(p, required: bool) -> None:
     """--model, --dataset, --split, --limit: the artifact and the images it runs on."""
     p.add_argument("--model", required=required, metavar="DIR", default=None,
@@ -316,6 +344,23 @@ def add_commands(sub) -> None:
     p.add_argument("--json", metavar="OUT", default=None, help="write the report as JSON here")
     _add_data_dir(p)
     p.set_defaults(func=cmd_board_run)
+
+    from .boards.build import BOARDS
+
+    p = sub.add_parser(
+        "bitstream", formatter_class=_Help, help="build a board: the core behind the UART",
+        description="Build the board top (the core behind the UART link, LEDs showing the last class). Arty A7: "
+                    "the .bit with Vivado on PATH, else the complete Vivado build tree plus an open yosys estimate. "
+                    "ULX3S (ECP5) and iCEBreaker (iCE40): bitstreams with the YoWASP tools from PyPI.",
+        epilog="Example:\n  bs4nn bitstream --board arty_a7 --model runs/mnist/model --out build/arty_a7")
+    p.add_argument("--board", required=True, choices=sorted(BOARDS))
+    p.add_argument("--model", required=True, metavar="DIR", help="artifact directory")
+    p.add_argument("--out", required=True, metavar="DIR", help="build directory")
+    p.add_argument("--lanes", default="max", metavar="P|P0,P1,...")
+    p.add_argument("--mode", choices=MODES, default="early")
+    p.add_argument("--baud", type=_positive_int, default=115200)
+    p.add_argument("--no-estimate", action="store_true", help="Arty without Vivado: skip the yosys estimate")
+    p.set_defaults(func=cmd_bitstream)
 
     p = sub.add_parser(
         "trace", formatter_class=_Help, help="latency traces: cycles per image across configurations",
