@@ -25,6 +25,7 @@ class EmulatedBoard(threading.Thread):
         super().__init__(daemon=True)
         self.network, self.id32, self.wrong_id, self.wrong_class = network, id32, wrong_id, wrong_class
         self.server = socket.create_server(("127.0.0.1", 0))
+        reference.run(network, np.zeros((1, network.layers[0].n_in), np.uint8))  # compile before answering
         self.port = self.server.getsockname()[1]
 
     def run(self):
@@ -60,7 +61,7 @@ def model(tmp_path):
 def _run(capsys, model, board, *extra):
     board.start()
     return run_cli(capsys, "board", "run", "--port", f"socket://127.0.0.1:{board.port}", "--model", model.path,
-                   "--dataset", "digits", "--limit", "5", "--timeout", "2", *extra)
+                   "--dataset", "digits", "--limit", "5", "--timeout", "60", *extra)
 
 
 def test_board_run_agrees(capsys, model, tmp_path):
