@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bs4nn.export.artifact import read_artifact
 from bs4nn.hw.config import CoreConfig
+from bs4nn.sim.runner import environment
 
 from .board_top import BoardTop
 
@@ -92,7 +93,8 @@ def build(board: str, model_dir, out_dir, lanes=None, mode: str = "early", baud:
                 summary["estimate"] = xilinx_estimate(out_dir, platform.device.lower(), env)
     else:
         try:
-            _build_with_env(platform, top, out_dir, env)
+            with environment(env):
+                platform.build(top, name=NAME, build_dir=str(out_dir), do_program=False)
         except subprocess.CalledProcessError as error:
             raise BuildError(f"{board}: the toolchain failed ({error}); see {out_dir}") from None
         bit = out_dir / (f"{NAME}.bit" if family == "ecp5" else f"{NAME}.bin")
@@ -100,16 +102,6 @@ def build(board: str, model_dir, out_dir, lanes=None, mode: str = "early", baud:
         summary |= nextpnr_report(out_dir)
     (out_dir / "build_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def _build_with_env(platform, top, out_dir: Path, env: dict) -> None:
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        platform.build(top, name=NAME, build_dir=str(out_dir), do_program=False)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def estimable_verilog(text: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from .cli import DATASETS, SPLITS, CLIError, _add_data_dir, _check_outputs, _Help, _positive_int, load_checked, \
     write_json_atomic
 
-MODES = ("full", "early")
+from .sw.cycles import MODES
 SIMULATORS = ("icarus", "verilator")
 
 
@@ -247,7 +247,7 @@ def cmd_board_run(args, argv) -> int:
 
 
 def cmd_bitstream(args, argv) -> int:
-    from .boards.build import BOARDS, BuildError, build
+    from .boards.build import BuildError, build
 
     try:
         summary = build(args.board, args.model, args.out, lanes=args.lanes, mode=args.mode, baud=args.baud,

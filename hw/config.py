@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bs4nn.sw.cycles import parse_lanes
+from bs4nn.sw.cycles import MODES, parse_lanes
 from bs4nn.sw.network import Network
 from bs4nn.sw.semantics import T_MAX
 
-MODES = ("full", "early")
 
 
 def index_width(n: int) -> int:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,18 @@ import numpy as np
 SIMULATORS = ("icarus", "verilator")
 TEST_MODULE = "bs4nn.sim.cocotb_core"
 WAVES = "waves.fst"  # Icarus writes it (FST, for GTKWave or Surfer) into the run directory of a waves build
+
+
+@contextmanager
+def environment(changes: dict):
+    """os.environ with `changes` applied for the duration of the block (the runners read it directly)."""
+    saved = dict(os.environ)
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 class SimulationError(RuntimeError):
@@ -83,18 +96,14 @@ def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False, 
                         f'  $dumpvars(0, {top});\nend\nendmodule\n')
         sources.append(dump)
         args += ["-s", "bs4nn_waves"]
-    saved = dict(os.environ)
-    os.environ.update(env)
     try:
-        runner = get_runner(simulator)
-        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, build_args=args,
-                     timescale=("1ns", "1ps"), waves=waves and simulator == "verilator",
-                     log_file=build_dir / "build.log")
+        with environment(env):
+            runner = get_runner(simulator)
+            runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, build_args=args,
+                         timescale=("1ns", "1ps"), waves=waves and simulator == "verilator",
+                         log_file=build_dir / "build.log")
     except Exception as e:  # the runner raises plain exceptions on compiler errors
         raise SimulationError(f"{simulator} could not build {verilog}: {e} (log: {build_dir / 'build.log'})") from None
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     return Build(simulator, core_dir, build_dir, waves, runner, top)
 
 
@@ -111,19 +120,16 @@ def run(built: Build, images: np.ndarray, model_dir: Path, work_dir: Path, names
            "aborts": {str(k): int(v) for k, v in (aborts or {}).items()}, "seed": seed,
            "out": str(report_path.resolve())} | (extra or {})
     (work_dir / "job.json").write_text(json.dumps(job, indent=1))
-    env = simulator_env(built.simulator) | {"BS4NN_COSIM_JOB": str((work_dir / "job.json").resolve())}
-    saved = dict(os.environ)
-    os.environ.update({k: v for k, v in env.items() if k in ("PATH", "MAKEFLAGS")})
+    tools = simulator_env(built.simulator)
+    env = tools | {"BS4NN_COSIM_JOB": str((work_dir / "job.json").resolve())}
     try:
-        built.runner.test(test_module=test_module, hdl_toplevel=built.top, build_dir=built.build_dir,
-                    test_dir=work_dir, extra_env=env, waves=built.waves, seed=seed,
-                    results_xml=str((work_dir / "results.xml").resolve()), log_file=work_dir / "sim.log")
+        with environment(tools):
+            built.runner.test(test_module=test_module, hdl_toplevel=built.top, build_dir=built.build_dir,
+                              test_dir=work_dir, extra_env=env, waves=built.waves, seed=seed,
+                              results_xml=str((work_dir / "results.xml").resolve()), log_file=work_dir / "sim.log")
     except (Exception, SystemExit) as e:  # a failing cocotb test ends the runner with SystemExit
         if not report_path.exists():
             raise SimulationError(f"the {built.simulator} simulation did not finish: {e} (log: {work_dir / 'sim.log'})") from None
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     if not report_path.exists():
         raise SimulationError(f"the {built.simulator} simulation wrote no report (log: {work_dir / 'sim.log'})")
     return json.loads(report_path.read_text())

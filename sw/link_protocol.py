@@ -13,6 +13,8 @@ import binascii
 import struct
 from dataclasses import dataclass
 
+from .cycles import MODES  # encoded by index: 0 full, 1 early
+
 SOF = 0xB5
 INFO, CLASSIFY = 0x01, 0x02
 INFO_REPLY, CLASSIFY_REPLY, ERROR = 0x81, 0x82, 0xEE
@@ -20,7 +22,6 @@ BAD_CRC, BAD_LENGTH, UNKNOWN_COMMAND, TRUNCATED = 1, 2, 3, 4
 ERROR_NAMES = {BAD_CRC: "bad CRC", BAD_LENGTH: "wrong length", UNKNOWN_COMMAND: "unknown command",
                TRUNCATED: "truncated frame"}
 PROTOCOL_VERSION = 1
-MODES = ("full", "early")
 
 
 class ProtocolError(ValueError):

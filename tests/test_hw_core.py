@@ -27,12 +27,12 @@ def test_lowest_set_bit(width):
     bits = Signal(width)
     found, index, several = lowest_set_bit(m, bits, "t", several=True)
     rng = np.random.default_rng(width)
-    values = [0, 1, (1 << width) - 1, 1 << (width - 1)] + [int(rng.integers(0, 2**min(width, 62))) << int(rng.integers(0, max(1, width - 62) + 1)) % (1 << width) for _ in range(60)]
+    values = [0, 1, (1 << width) - 1, 1 << (width - 1)] + [int.from_bytes(rng.bytes(32), "little") % (1 << width)
+                                                          for _ in range(60)]
     checked = []
 
     async def bench(ctx):
         for value in values:
-            value %= 1 << width
             ctx.set(bits, value)
             got = (ctx.get(found), ctx.get(index), ctx.get(several))
             low = (value & -value).bit_length() - 1
