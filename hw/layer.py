@@ -135,19 +135,34 @@ class LayerUnit(wiring.Component):
             winner, t_star = Signal.like(best_index), Signal(9)
             in_fallback = Signal()
             fallback_group = Signal(range(groups))
-            cand_valid, cand_v, cand_index = best_valid, best_v, best_index
             group_base = Signal.like(best_index)
             m.d.comb += group_base.eq(read_group * lanes)
-            for lane in range(lanes):  # a chain over the lanes; each step is a signal (no copied subtrees)
-                neuron = group_base + lane
-                v_lane = Mux(in_fallback, old_v[lane], new_v[lane])
-                eligible = Mux(in_fallback, neuron < cfg.n_out, crossed[lane])
-                take = eligible & (~cand_valid | (v_lane > cand_v))
-                step = Signal(), Signal(signed(width)), Signal.like(best_index)
-                m.d.comb += [step[0].eq(cand_valid | eligible), step[1].eq(Mux(take, v_lane, cand_v)),
-                             step[2].eq(Mux(take, neuron, cand_index))]
-                cand_valid, cand_v, cand_index = step
-            cand = cand_valid, cand_v, cand_index
+            # a balanced tree over (best so far, lane 0, ..., lane P-1), lower indices on the left: the
+            # right candidate wins only with a strictly higher potential, so ties keep the lowest index
+            leaves = [(best_valid, best_v, best_index)]
+            for lane in range(lanes):
+                leaf = Signal(name=f"cand_valid{lane}"), Signal(signed(width), name=f"cand_v{lane}"), \
+                    Signal.like(best_index, name=f"cand_index{lane}")
+                m.d.comb += [leaf[0].eq(Mux(in_fallback, (group_base + lane) < cfg.n_out, crossed[lane])),
+                             leaf[1].eq(Mux(in_fallback, old_v[lane], new_v[lane])),
+                             leaf[2].eq(group_base + lane)]
+                leaves.append(leaf)
+            level = 0
+            while len(leaves) > 1:
+                merged = []
+                for i in range(0, len(leaves) - 1, 2):
+                    (lv, lval, lidx), (rv, rval, ridx) = leaves[i], leaves[i + 1]
+                    node = Signal(name=f"cand_valid_l{level}_{i // 2}"), \
+                        Signal(signed(width), name=f"cand_v_l{level}_{i // 2}"), \
+                        Signal.like(best_index, name=f"cand_index_l{level}_{i // 2}")
+                    right = rv & (~lv | (rval > lval))
+                    m.d.comb += [node[0].eq(lv | rv), node[1].eq(Mux(right, rval, lval)),
+                                 node[2].eq(Mux(right, ridx, lidx))]
+                    merged.append(node)
+                if len(leaves) % 2:
+                    merged.append(leaves[-1])
+                leaves, level = merged, level + 1
+            cand = leaves[0]
             with m.If((b_valid & b_last & ~decided) | in_fallback):
                 m.d.sync += [best_valid.eq(cand[0]), best_v.eq(cand[1]), best_index.eq(cand[2])]
 

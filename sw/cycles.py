@@ -5,13 +5,17 @@ in which bins, so the full-mode reference run determines it. Co-simulation asser
 the RTL agree on every image exactly; this module never imports the hardware.
 
 Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
-- The input stage offers layer 0 its first event in cycle 1 and each next one the cycle after the
-  previous was taken; bin-255 input events are skipped when layer 0 is hidden.
+- The input stage offers layer 0 its first event in cycle 2, each next one of the same bin the cycle
+  after the previous was taken and a new bin's first two cycles after (hidden by the layer's CLOSE
+  cycle, so it never delays the layer); with no event at all, the end marker comes in cycle 1.
+  Bin-255 input events are skipped when layer 0 is hidden.
 - A layer in ACCUM takes an event when one is offered, spending G = ceil(n_out / P) cycles on it (the
   last of them takes it). After a bin's last event comes one CLOSE cycle, then one cycle per neuron
-  that fired (EMIT). A spike sent in cycle c is offered to the next layer from cycle c + 1.
+  that fired (EMIT). A spike sent in cycle c is offered to the next layer from cycle c + 2 (the queue
+  between layers reads its block RAM through a register).
   Spikes at bin 255 are not sent to a hidden layer.
-- The end marker follows the last event. A hidden layer passes it on in the cycle it takes it. The
+- The end marker follows the last event. A hidden layer passes it on in the cycle it takes it (offered
+  to the next layer two cycles later). The
   output layer decides in the CLOSE cycle of its first firing bin (early mode), when it takes the end
   marker (full mode), or G cycles after that (no output spike: argmax over groups). The result is valid
   the cycle after the decision: cycles = decision cycle + 1.
@@ -99,7 +103,7 @@ def _layer(arrivals, bins, groups, fired_by_bin, is_output, forward_255):
             if fired:
                 if forward_255 or b + 1 < T_MAX - 1:
                     out_bins.extend([b + 1] * fired)
-                    out_cycles.extend(range(t + 2, t + 2 + fired))  # sent in t+1.., offered a cycle later
+                    out_cycles.extend(range(t + 3, t + 3 + fired))  # sent in t+1.., offered two cycles later
                 t += 1 + fired
             else:
                 t += 1
@@ -121,7 +125,7 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray]) -> 
         bins = np.sort(input_bins[i].astype(np.int64), kind="stable")
         if n_layers > 1:
             bins = bins[bins < T_MAX - 1]
-        arrivals = [1] * len(bins)
+        arrivals = [2] * len(bins)
         end_arrival = 1
         all_consumed = []
         for k in range(n_layers):
@@ -135,7 +139,7 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray]) -> 
             all_consumed.append(np.asarray(consumed, np.int64))
             end_taken = max(t, end_arrival)
             if not is_output:
-                bins, arrivals, end_arrival = np.asarray(out_bins, np.int64), out_cycles, end_taken + 1
+                bins, arrivals, end_arrival = np.asarray(out_bins, np.int64), out_cycles, end_taken + 2
                 continue
             decided_full = end_taken if first_close is not None else end_taken + groups[k]
             decided_early = first_close if first_close is not None else decided_full
