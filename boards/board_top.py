@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from amaranth.build import ResourceError
 from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io
 
 from bs4nn.hw.config import CoreConfig
 
@@ -23,12 +24,15 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = UARTCore(self.config, self.model_id, self.divisor(platform))
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx.eq(rx.i), tx.o.eq(core.tx)]
         for bit in range(len(core.last_class)):
             try:
-                led = platform.request("led", bit)
+                led = platform.request("led", bit, dir="-")
             except ResourceError:
                 break
-            m.d.comb += led.o.eq(core.last_class[bit])
+            m.submodules[f"led{bit}"] = buffer = io.Buffer("o", led)
+            m.d.comb += buffer.o.eq(core.last_class[bit])
         return m

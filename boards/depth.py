@@ -35,7 +35,7 @@ def _cell_kind(cell_type: str) -> str:
 class Depth:
     levels: int  # logic levels on the deepest register-to-register path
     lut_levels: int  # LUTs and distributed-RAM reads on the path with the most of them
-    path: list[str] = field(default_factory=list)  # cell names along the deepest path (by levels)
+    path: list[str] = field(default_factory=list)  # nets along the deepest path (by levels), start first
 
 
 def logic_depth(netlist: dict, top: str) -> Depth:
@@ -88,10 +88,15 @@ def logic_depth(netlist: dict, top: str) -> Depth:
             arrival[bit] = (levels + step, luts + lut_step, via)
     if not arrival:
         return Depth(0, 0, [])
+    names: dict[int, str] = {}
+    for net, info in module.get("netnames", {}).items():
+        for b in info["bits"]:
+            if isinstance(b, int) and (b not in names or (names[b].startswith("$") and not net.startswith("$"))):
+                names[b] = net
     end = max(arrival, key=lambda b: arrival[b][0])
     path, bit = [], end
-    while bit is not None and bit in drivers:
-        path.append(drivers[bit][0])
+    while bit is not None:
+        path.append(names.get(bit, f"<bit {bit}>"))
         bit = arrival[bit][2]
     return Depth(arrival[end][0], max(a[1] for a in arrival.values()), path[::-1])
 

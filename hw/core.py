@@ -9,7 +9,7 @@ Cycles per image: from the cycle after the last pixel is accepted to the cycle t
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.hdl import Cat, Module, ResetInserter, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,8 +72,13 @@ class Core(wiring.Component):
         for unit in units:
             m.d.comb += unit.stop_bin.eq(stop_bin)
         m.d.comb += inp.stop.eq(stop_bin != 256)
-        m.d.sync += cycles.eq(cycles + 1)
-        m.d.sync += events.eq(events + sum(unit.integrated for unit in units))
+        # the layers' integration pulses are registered before they are counted (short paths); `events_now`
+        # is the count up to the previous cycle, what the result reports
+        integrated = Signal(len(units))
+        events_now = Signal(32)
+        m.d.sync += integrated.eq(Cat(unit.integrated for unit in units))
+        m.d.comb += events_now.eq(events + sum(integrated[k] for k in range(len(units))))
+        m.d.sync += [cycles.eq(cycles + 1), events.eq(events_now)]
         with m.If(inp.last_pixel):
             m.d.sync += [cycles.eq(1), events.eq(0)]
 
@@ -86,7 +91,7 @@ class Core(wiring.Component):
                 result.decision.eq(output.decision),
                 result.first_spike_bin.eq(output.first_spike_bin),
                 result.cycles.eq(cycles + 1),
-                result.events.eq(events),
+                result.events.eq(events_now),
                 result.framing_error.eq(inp.framing_error),
             ]
             if early:

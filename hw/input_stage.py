@@ -4,8 +4,9 @@ Per-bin linked lists in block RAM with registered reads: a head entry per bin an
 a 256-bit bitmap of non-empty bins. A head entry is (latest pixel of the bin, whether the bin holds an
 earlier one); the link of pixel p is the head entry it replaced, so every event knows whether it is the
 last of its bin without a second read. The first event is offered two cycles after the last pixel is
-accepted; a new bin's first event two cycles after the previous bin's last was taken (the consuming
-layer spends the cycle between on its CLOSE, so the gap costs nothing).
+accepted; a new bin's first event (or the end marker) two cycles after the previous bin's last was taken
+(the consuming layer spends the cycle between on its CLOSE, so the gap costs nothing). In that gap cycle
+the priority encoder's answer is registered, so it drives only the head read's address.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class InputStage(wiring.Component):
         link_pending, link_addr = Signal(), Signal(width)  # the link of the pixel taken last cycle
         from_link = Signal()  # the offered event is the link read's data (else the head read's)
         head_ready = Signal()  # the head read's data belongs to the current lowest bin
+        walk_bin, walk_any = Signal(8), Signal()  # the lowest non-empty bin, registered in the gap cycle
         framing_error = Signal()
         m.d.comb += self.framing_error.eq(framing_error)
 
@@ -88,15 +90,17 @@ class InputStage(wiring.Component):
                     m.d.comb += offered.eq(head_read.data)
                 m.d.comb += [head_read.addr.eq(low_bin), link_read.addr.eq(offered.index), link_read.en.eq(0)]
                 m.d.sync += head_ready.eq(1)
-                with m.If(self.stop | ~any_bin):
+                with m.If(~head_ready):  # the gap cycle: the bitmap is settled, the encoder's answer is kept
+                    m.d.sync += [walk_bin.eq(low_bin), walk_any.eq(any_bin)]
+                with m.If(self.stop | (head_ready & ~walk_any)):
                     m.d.comb += [self.events.valid.eq(1), self.events.payload.end.eq(1)]
                     with m.If(self.events.ready):
                         m.next = "WAIT"
-                with m.Elif(from_link | head_ready):
+                with m.Elif(head_ready):  # (nothing is offered in the gap cycle: the next head is being read)
                     m.d.comb += [
                         self.events.valid.eq(1),
                         self.events.payload.index.eq(offered.index),
-                        self.events.payload.bin.eq(low_bin),
+                        self.events.payload.bin.eq(walk_bin),
                         self.events.payload.last.eq(~offered.has_next),
                     ]
                     with m.If(self.events.ready):
@@ -104,7 +108,7 @@ class InputStage(wiring.Component):
                             m.d.comb += link_read.en.eq(1)
                             m.d.sync += from_link.eq(1)
                         with m.Else():  # the bin is done; its successor's head is read next cycle
-                            m.d.sync += [bitmap.bit_select(low_bin, 1).eq(0), from_link.eq(0), head_ready.eq(0)]
+                            m.d.sync += [bitmap.bit_select(walk_bin, 1).eq(0), from_link.eq(0), head_ready.eq(0)]
             with m.State("WAIT"):
                 with m.If(self.restart):
                     m.d.sync += [bitmap.eq(0), framing_error.eq(0)]

@@ -7,7 +7,8 @@ the RTL agree on every image exactly; this module never imports the hardware.
 Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
 - The input stage offers layer 0 its first event in cycle 2, each next one of the same bin the cycle
   after the previous was taken and a new bin's first two cycles after (hidden by the layer's CLOSE
-  cycle, so it never delays the layer); with no event at all, the end marker comes in cycle 1.
+  cycle, so it never delays the layer); the end marker comes two cycles after the last event was
+  taken (cycle 2 when there is no event at all).
   Bin-255 input events are skipped when layer 0 is hidden.
 - A layer in ACCUM takes an event when one is offered, spending G = ceil(n_out / P) cycles on it (the
   last of them takes it). After a bin's last event comes one CLOSE cycle, then one cycle per neuron
@@ -126,7 +127,7 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray]) -> 
         if n_layers > 1:
             bins = bins[bins < T_MAX - 1]
         arrivals = [2] * len(bins)
-        end_arrival = 1
+        end_arrival = 2
         all_consumed = []
         for k in range(n_layers):
             row = spikes[k][i]

@@ -30,7 +30,7 @@ def test_a_lut_chain_counts_its_luts_and_ends_at_the_flip_flop():
     cells["after"] = cell("LUT1", {"I0": [99]}, {"O": [100]})  # a new path starts at the flip-flop
     depth = logic_depth(netlist(cells), "top")
     assert (depth.levels, depth.lut_levels) == (4, 4)
-    assert depth.path == [f"lut10_{i}" for i in range(4)]
+    assert depth.path == [f"<bit {b}>" for b in range(10, 15)]  # the flip-flop's output, then each LUT's
 
 
 def test_carry_and_muxf_are_levels_but_not_lut_levels():
