@@ -97,6 +97,11 @@ def build(board: str, model_dir, out_dir, lanes=None, mode: str = "early", baud:
             with environment(env):
                 platform.build(top, name=NAME, build_dir=str(out_dir), do_program=False)
         except subprocess.CalledProcessError as error:
+            over = {name: use for name, use in nextpnr_report(out_dir)["utilisation"].items() if use[0] > use[1]}
+            if over:
+                raise BuildError(f"{board}: the design does not fit the device ("
+                                 + ", ".join(f"{name} {used} of {available}" for name, (used, available) in over.items())
+                                 + "): build a smaller network, or fewer lanes; see " + str(out_dir)) from None
             raise BuildError(f"{board}: the toolchain failed ({error}); see {out_dir}") from None
         bit = out_dir / (f"{NAME}.bit" if family == "ecp5" else f"{NAME}.bin")
         summary["bitstream"] = str(bit) if bit.exists() else None

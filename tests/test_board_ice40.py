@@ -38,3 +38,29 @@ def test_the_design_fits_the_up5k_and_meets_its_12_mhz_clock(icebreaker_build):
     assert available == 5280 and 0 < used <= available
     assert summary["utilisation"]["ICESTORM_RAM"][0] >= 2  # the input stage's lists are in block RAM
     assert summary["clock_hz"] == 12e6 and summary["fmax_mhz"] >= 12.0
+
+
+def test_a_design_too_big_for_the_device_is_named_as_such(tmp_path, monkeypatch):
+    """nextpnr's report of the failed run is read back: the error says which resource overflowed."""
+    import subprocess
+
+    import numpy as np
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    from bs4nn.boards.build import BuildError, build
+    from bs4nn.export.artifact import write_artifact
+    from bs4nn.sw.network import random_network
+
+    def failing_build(self, top, name, build_dir, do_program=False):
+        (tmp_path / "build" / f"{name}.tim").write_text(
+            "Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    8323/   5280   157%\n"
+            "Info: \t        ICESTORM_RAM:       4/     30    13%\nERROR: Unable to place cell 'x'\n")
+        raise subprocess.CalledProcessError(125, ["sh", f"build_{name}.sh"])
+
+    monkeypatch.setattr(ICEBreakerPlatform, "build", failing_build)
+    network = random_network([16, 6, 3], np.random.default_rng(2), input_shape=(4, 4), threshold_range=(1, 4))
+    artifact = write_artifact(tmp_path / "model", network, "digits", {"command": "tests", "seed": 0, "commit": None,
+                                                                     "created": "2026-11-23T00:00:00+00:00",
+                                                                     "source": "trained"})
+    with pytest.raises(BuildError, match=r"does not fit the device \(ICESTORM_LC 8323 of 5280\)"):
+        build("icebreaker", artifact.path, tmp_path / "build")
