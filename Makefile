@@ -8,6 +8,8 @@
 #   make traces       latency traces of several core configurations (cycles per image, plots)
 #   make hdl          the Verilog of the core (RUN_DIR/core)
 #   make bitstream BOARD=arty_a7   board build (Vivado tree + open estimate without Vivado; ulx3s_85f, icebreaker)
+#   make bench        training samples/s, reference images/s, time to 97% strict (runs/bench.json, .png)
+#   make models DATASET=mnist      3 seeds of the default training, the median one shipped in models/
 #
 # Every step is the `bs4nn` command line; `make -n ...` shows the exact commands.
 
@@ -62,7 +64,7 @@ TRAIN_ARGS = --dataset $(DATASET) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(EPOC
 SHARED_DATA := $(wildcard ../shared/datasets)
 TEST_ENV = $(if $(and $(SHARED_DATA),$(if $(BS4NN_DATA),,x)),BS4NN_DATA=$(abspath $(SHARED_DATA)))
 
-.PHONY: all setup system-packages train export eval hdl sim traces bitstream bench test clean distclean
+.PHONY: all setup system-packages train export eval hdl sim traces bitstream bench models test clean distclean
 
 all: $(STAMP)
 	$(MAKE) --no-print-directory train export eval sim SIM_LIMIT=10
@@ -120,11 +122,29 @@ BOARD ?= arty_a7
 bitstream: $(STAMP)
 	$(BS4NN) bitstream --board $(BOARD) --model $(MODEL) --out build/$(BOARD)-$(DATASET) --lanes $(LANES) --mode $(MODE)
 
-# reference images/s and training samples/s on 784-600-10 MNIST (needs MNIST: DATA_DIR or BS4NN_DATA)
+# training samples/s (784-600-10 MNIST), reference images/s (on the shipped model when there is one), time
+# to 97% strict with the default training command, and runs/bench.png (accuracy against wall-clock time).
+# Needs MNIST: DATA_DIR or BS4NN_DATA.
 BENCH_DATASET ?= mnist
+BENCH_MODEL ?= $(wildcard models/$(BENCH_DATASET)-784-600-10)
 bench: $(STAMP)
 	$(BS4NN) bench --dataset $(BENCH_DATASET) $(if $(DATA_DIR),--data-dir $(DATA_DIR),$(if $(SHARED_DATA),--data-dir $(abspath $(SHARED_DATA)))) \
-	  --json $(RUNS)/bench.json
+	  $(if $(BENCH_MODEL),--model $(BENCH_MODEL)) --json $(RUNS)/bench.json
+
+# the shipped model of DATASET: train SEEDS with the default command, export each, score them all and copy
+# the median seed (by test strict accuracy) to models/<dataset>-<sizes>/; the table goes to runs/<dataset>-seeds.json
+SEEDS ?= 0 1 2
+SIZES_digits := 64-100-10
+SIZES_mnist := 784-600-10
+SIZES_fashion-mnist := 784-600-10
+models: $(STAMP)
+	set -e; for s in $(SEEDS); do \
+	  $(BS4NN) train --dataset $(DATASET) --seed $$s --out $(RUNS)/$(DATASET)-s$$s $(DATA_ARGS); \
+	  $(BS4NN) export --checkpoint $(RUNS)/$(DATASET)-s$$s/checkpoint.pt --out $(RUNS)/$(DATASET)-s$$s/model \
+	    --eval-dataset $(DATASET) $(DATA_ARGS); \
+	done
+	$(PY) -m bs4nn.sw.seeds --dataset $(DATASET) --runs $(foreach s,$(SEEDS),$(RUNS)/$(DATASET)-s$(s)) $(DATA_ARGS) \
+	  --table $(RUNS)/$(DATASET)-seeds.json --ship models/$(DATASET)-$(SIZES_$(DATASET))
 
 # ---------------------------------------------------------------- tests and cleaning
 test: $(STAMP)

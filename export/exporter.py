@@ -13,7 +13,7 @@ def export_checkpoint(checkpoint, out_dir, command: str | None = None, metrics: 
     provenance = {
         "command": command or meta["command"] or "",
         "seed": int(meta["seed"]),
-        "commit": git_commit(),
+        "commit": meta.get("commit") or git_commit(),  # the commit that trained it, when the checkpoint says
         "source": "trained",
     }
     return write_artifact(out_dir, network, meta["dataset"], provenance, metrics)

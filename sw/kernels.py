@@ -155,3 +155,87 @@ def forward_serial(in_bins, signs, thresholds, spikes, decision, first_spike_bin
     """`forward` on one thread (small training batches, next to torch's own thread pool)."""
     for b in range(in_bins.shape[0]):
         _image(b, in_bins, signs, thresholds, spikes, decision, first_spike_bin, decision_potentials, from_pixels)
+
+
+# ----------------------------------------------------------------------------- training kernels (first layer)
+# The decision rule needs, for the first weight layer, V_j(b) = sum of s_ij over inputs with t_i <= b (one
+# cut-off bin b per image) and, backward, the gradient of those potentials with respect to the latent
+# weights: sum over images of [t_i <= b] * g_bj. Few inputs fire before the decision (bright pixels), so
+# both are sparse row sums instead of dense (B, n_in) @ (n_in, n_out) products.
+
+@numba.njit(cache=True, parallel=True)
+def potentials_by_bin(in_bins, cut, signs, out):
+    """out[b, j] = sum of signs[i, j] over inputs i with in_bins[b, i] <= cut[b] (exact integers, float32).
+
+    in_bins: int16 (B, n_in); cut: int64 (B,); signs: int8 (n_in, n_out); out: float32 (B, n_out)."""
+    n_out = signs.shape[1]
+    for b in numba.prange(in_bins.shape[0]):
+        acc = np.zeros(n_out, np.int32)
+        c = cut[b]
+        for i in range(in_bins.shape[1]):
+            if in_bins[b, i] <= c:
+                row = signs[i]
+                for j in range(n_out):
+                    acc[j] += row[j]
+        for j in range(n_out):
+            out[b, j] = acc[j]
+
+
+@numba.njit(cache=True, parallel=True)
+def grad_by_bin(in_bins, cut, g, grad_w):
+    """grad_w[i, j] = sum over images b with in_bins[b, i] <= cut[b] of g[b, j] (every row written).
+
+    in_bins: int16 (B, n_in); cut: int64 (B,); g: float32 (B, n_out); grad_w: float32 (n_in, n_out)."""
+    n_batch, n_in = in_bins.shape
+    n_out = g.shape[1]
+    for i in numba.prange(n_in):
+        row = grad_w[i]
+        for j in range(n_out):
+            row[j] = 0.0
+        for b in range(n_batch):
+            if in_bins[b, i] <= cut[b]:
+                gb = g[b]
+                for j in range(n_out):
+                    row[j] += gb[j]
+
+
+@numba.njit(cache=True, parallel=True)
+def signs_int8(weights, out):
+    """out = sign(weights) as int8 +-1, an exact 0 (or -0.0) giving +1 (one pass, rows in parallel)."""
+    for i in numba.prange(weights.shape[0]):
+        for j in range(weights.shape[1]):
+            out[i, j] = 1 if weights[i, j] >= 0 else -1
+
+
+@numba.njit(cache=True, parallel=True)
+def shifted_bins(images, dy, dx, shift, out):
+    """Input spike bins 255 - p of images translated by (dy[n] - shift, dx[n] - shift), zero filled.
+
+    images: uint8 (N, h, w); dy, dx: int64 (N,) in 0 .. 2 * shift; out: int16 (N, h * w). Pixel (r, c) of
+    the result is pixel (r + dy - shift, c + dx - shift) of the image, or 0 (bin 255) outside it."""
+    n, h, w = images.shape
+    for b in numba.prange(n):
+        oy = dy[b] - shift
+        ox = dx[b] - shift
+        for r in range(h):
+            rr = r + oy
+            for c in range(w):
+                cc = c + ox
+                p = images[b, rr, cc] if (0 <= rr < h and 0 <= cc < w) else 0
+                out[b, r * w + c] = _T_MAX - 1 - np.int16(p)
+
+
+@numba.njit(cache=True, parallel=True, fastmath=False)
+def adam_update(w, g, m, v, lr, beta1, beta2, eps, bias1, bias2_sqrt, lo, hi):
+    """One Adam step on a flat float32 parameter, in place, with the result clipped to lo .. hi:
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  w -= (lr / bias1) m / (sqrt(v) / bias2_sqrt + eps).
+    One pass over w, g, m and v (torch's Adam followed by clamp_ is several)."""
+    step = lr / bias1
+    for i in numba.prange(w.shape[0]):
+        gi = g[i]
+        mi = beta1 * m[i] + (1.0 - beta1) * gi
+        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        wi = w[i] - step * mi / (np.sqrt(vi) / bias2_sqrt + eps)
+        w[i] = min(max(wi, lo), hi)

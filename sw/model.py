@@ -119,8 +119,32 @@ class SignSTE(torch.autograd.Function):
 
 
 def hard_signs(weights: torch.Tensor) -> torch.Tensor:
-    """int8 +-1 signs of latent weights as a tensor (0 -> +1)."""
-    return (weights.detach() >= 0).to(torch.int8) * 2 - 1
+    """int8 +-1 signs of latent weights as a tensor (0 -> +1), in one numba pass."""
+    w = weights.detach()
+    if w.dtype != torch.float32 or w.dim() != 2 or not w.is_contiguous():
+        return (w >= 0).to(torch.int8) * 2 - 1
+    out = np.empty(tuple(w.shape), np.int8)
+    kernels.signs_int8(w.numpy(), out)
+    return torch.from_numpy(out)
+
+
+class InputPotentials(torch.autograd.Function):
+    """V_j(cut_b) of the first weight layer: sum of sign(w_ij) over inputs with t_i <= cut_b, exact
+    integers (as float32) forward; backward, the straight-through sign: d V_bj / d w_ij = [t_i <= cut_b].
+    Sparse numba row sums (only the inputs that arrived by the cut) instead of dense matrix products."""
+
+    @staticmethod
+    def forward(ctx, weights, in_bins, cut, signs):
+        ctx.in_bins, ctx.cut = in_bins, cut
+        out = np.empty((in_bins.shape[0], signs.shape[1]), np.float32)
+        kernels.potentials_by_bin(in_bins, cut, signs, out)
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_w = np.empty((ctx.in_bins.shape[1], grad.shape[1]), np.float32)
+        kernels.grad_by_bin(ctx.in_bins, ctx.cut, np.ascontiguousarray(grad.numpy(), np.float32), grad_w)
+        return torch.from_numpy(grad_w), None, None, None
 
 
 class BS4NN(nn.Module):
@@ -165,8 +189,9 @@ class BS4NN(nn.Module):
             if self.rule == "s4nn":
                 fact = self.facts[k].detach().double().expand(n_out).tolist()
                 values = [threshold_from_fact(self.thr, f, n_in) for f in fact]
-            elif k < len(self.sizes) - 2:
-                values = self.threshold_params[k].detach().double().round().clamp(1, n_in + 1).tolist()
+            elif k < len(self.sizes) - 2:  # rounding is exact in float32 as in float64 (half to even)
+                self.thresholds(k).copy_(self.threshold_params[k].detach().double().round().clamp(1, n_in + 1))
+                continue
             else:
                 values = [int(self.output_threshold)] * n_out
             self.thresholds(k).copy_(torch.tensor(values, dtype=torch.int32))
@@ -197,23 +222,64 @@ class BS4NN(nn.Module):
         kernels.forward(bins, tuple(s.numpy() for s in signs),
                         tuple(self.thresholds(k).numpy().astype(dtype) for k in range(len(signs))),
                         spikes, decision, t_star, potentials, False)
-        hard = [s.float() for s in signs]
         t_star_t = torch.from_numpy(t_star.astype(np.int64))
         b_star = torch.where(t_star_t < T_MAX, t_star_t - 1, torch.full_like(t_star_t, T_MAX - 1))
         # Layer k's events that arrived by the decision bin b* feed the next layer's V(b*); those that
         # arrived by b* - 1 decide whether its neurons fired by b*. Both are exact 0/1 forward; backward,
         # a hidden neuron's arrival flows through the surrogate of its own potential at b* - 1 (a
-        # deeper layer's "by b* - 1" reuses the same surrogate, one bin early).
-        activity = (in_bins.long() <= b_star[:, None]).float()
-        before = (in_bins.long() <= (b_star - 1)[:, None]).float()
-        for k in range(len(self.weights) - 1):
-            potential = before @ SignSTE.apply(self.weights[k], hard[k])
-            integer_threshold = self.threshold_params[k] + (self.thresholds(k).float() - self.threshold_params[k]).detach()
-            u = potential - integer_threshold
+        # deeper layer's "by b* - 1" reuses the same surrogate, one bin early). The first layer's inputs
+        # are data: its potentials are sparse sums over the pixels that arrived by the cut.
+        last = len(self.weights) - 1
+
+        def summed(k, arrived_by, cut):
+            if k == 0:
+                return InputPotentials.apply(self.weights[0], bins, np.ascontiguousarray(cut.numpy()), signs[0].numpy())
+            return arrived_by @ SignSTE.apply(self.weights[k], signs[k].float())
+
+        activity = before = None
+        for k in range(last):
+            u = summed(k, before, b_star - 1) - (
+                self.threshold_params[k] + (self.thresholds(k).float() - self.threshold_params[k]).detach())
             hidden = torch.from_numpy(spikes[k].astype(np.int64))
             activity = FiredByDecision.apply(u, (hidden <= b_star[:, None]).float(), self.surrogate_half_width, 0.5)
             before = FiredByDecision.apply(u, (hidden <= (b_star - 1)[:, None]).float(), self.surrogate_half_width, 0.5)
-        logits = activity @ SignSTE.apply(self.weights[-1], hard[-1])
+        logits = summed(last, activity, b_star)
         return [torch.from_numpy(s.astype(np.float32)) for s in spikes], logits, t_star_t.float()
 
     surrogate_half_width = 4.0
+
+
+class ClippedAdam(torch.optim.Optimizer):
+    """Adam (no weight decay, no amsgrad) whose update and clip to [-clip, clip] (per group; None: no clip)
+    run as one numba pass per parameter (`kernels.adam_update`), on CPU float32 contiguous parameters.
+    State per parameter as torch's Adam names it: step, exp_avg, exp_avg_sq (tensors; checkpoints load them
+    with weights_only=True)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, clip=None):
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "clip": clip})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            clip = group["clip"]
+            lo, hi = (-np.inf, np.inf) if clip is None else (-float(clip), float(clip))
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.dtype != torch.float32 or not p.is_contiguous():
+                    raise ValueError("ClippedAdam needs contiguous float32 CPU parameters")
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.tensor(0.0)
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = float(state["step"])
+                kernels.adam_update(p.view(-1).numpy(), p.grad.contiguous().view(-1).numpy(),
+                                    state["exp_avg"].view(-1).numpy(), state["exp_avg_sq"].view(-1).numpy(),
+                                    np.float32(group["lr"]), np.float32(beta1), np.float32(beta2),
+                                    np.float32(group["eps"]), np.float32(1 - beta1 ** t),
+                                    np.float32(np.sqrt(1 - beta2 ** t)), np.float32(lo), np.float32(hi))
+        return loss

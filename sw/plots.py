@@ -11,10 +11,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def plot_accuracy(history: list[dict], path, title: str = "") -> None:
-    """Strict / lenient / first-spike accuracy per epoch, validation and test."""
+    """Strict / lenient / first-spike accuracy per epoch, validation and test; beside it the training loss
+    and the test median first output spike bin per epoch."""
     path = Path(path)
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (ax, side) = plt.subplots(1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     styles = {"strict": "-", "lenient": "--", "first_spike": ":"}
     for split, color in (("val", "tab:blue"), ("test", "tab:orange")):
         for metric, style in styles.items():
@@ -26,6 +27,15 @@ def plot_accuracy(history: list[dict], path, title: str = "") -> None:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    if all("loss" in h for h in history):
+        side.plot(epochs, [h["loss"] for h in history], color="tab:red", label="training loss")
+        side.set_ylabel("training loss", color="tab:red")
+    if all("test_median_first_spike_bin" in h for h in history):
+        bins = side.twinx()
+        bins.plot(epochs, [h["test_median_first_spike_bin"] for h in history], color="tab:purple")
+        bins.set_ylabel("test median first output spike bin", color="tab:purple")
+    side.set_xlabel("epoch")
+    side.grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, path)
 

@@ -5,10 +5,13 @@
                  loadable with torch.load(weights_only=True) (no pickle of arbitrary objects);
   metrics.json   one entry per epoch (train loss, validation and test strict / lenient / first-spike,
                  no-spike rate, median first output spike bin, seconds, samples/s);
-  accuracy.png   the accuracy curves.
+  accuracy.png   the accuracy curves (and loss, median first output spike bin per epoch);
+  spike_bins.png, confusion.png, hidden_activity.png   the exported (best-validation) network on the test
+                 split: spike bins per layer, confusion matrix, dead / always-firing hidden neurons.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -19,13 +22,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import datasets, reference, scoring
-from .model import BS4NN
+from . import datasets, kernels, reference, scoring
+from .model import BS4NN, ClippedAdam
 from .semantics import T_MAX
 
 CHECKPOINT_FORMAT = "bs4nn-checkpoint"
 CHECKPOINT_VERSION = 1
 RULES = ("decision", "s4nn")
+
+
+# Defaults of rule "decision" that differ per 28x28 dataset (chosen on validation-split runs, docs/training.md).
+# Fashion-MNIST's bright, filled silhouettes fire many inputs early: a higher hidden threshold, a larger logit
+# scale (later, better-informed decisions) and no shifts (the garments are centred) did better there.
+DATASET_DEFAULTS = {
+    "mnist": {"logit_scale": 0.3, "ema": 0.999, "shift": 1},
+    "fashion-mnist": {"logit_scale": 1.0, "ema": 0.999, "shift": 0, "hidden_threshold": 40.0},
+}
 
 
 @dataclass(frozen=True)
@@ -43,13 +55,18 @@ class TrainConfig:
     val_fraction: float = 1 / 12  # held out from the training split to choose the exported epoch
     shift: int | None = None  # random +-shift pixel translations (decision: 1 on 28x28, 0 on small images)
     # rule "decision"
-    logit_scale: float = 0.3
+    logit_scale: float | None = None  # decision: 0.3 (fashion-mnist: 1.0)
     margin: float = 4.0
     fire_weight: float = 0.1
     output_threshold: int | None = None  # fixed integer; default round(0.1 * n_in of the output layer)
     hidden_threshold: float | None = None  # initial per-neuron hidden threshold; default 0.03 * n_in
     init_scale: float = 0.05
     init_positive: tuple[float, ...] = (0.65, 0.60)  # fraction of positive initial weights, per layer
+    surrogate_width: float = 4.0  # half-width of the triangle surrogate of "hidden neuron fired by b*"
+    threshold_lr_scale: float = 10.0  # hidden thresholds learn at this multiple of the weights' lr
+    ema: float | None = None  # decay per step of an exponential average of the latent parameters (0: off;
+    # default 0.999 for "decision" on 28x28 images, else 0); when on, the averaged network is the one
+    # evaluated, chosen and exported
     # rule "s4nn"
     thr: float = 100.0
     gamma: int = 1
@@ -65,21 +82,26 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.ema is not None and not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
 
     def resolved(self, input_pixels: int, image_side: int) -> "TrainConfig":
         s4nn = self.rule == "s4nn"
         small = image_side < 16  # 8x8 digits: few, coarse pixels, so later and fuller decisions pay
         sizes = [input_pixels, *self.hidden, 10]
         pick = lambda value, default: default if value is None else value  # noqa: E731
+        tuned = {} if s4nn or small else DATASET_DEFAULTS.get(self.dataset, {})
         return replace(
             self,
             hidden=tuple(int(h) for h in self.hidden),
+            logit_scale=pick(self.logit_scale, tuned.get("logit_scale", 0.3)),
+            ema=pick(self.ema, tuned.get("ema", 0.0)),
             batch_size=pick(self.batch_size, 16 if s4nn or small else 64),
             lr=pick(self.lr, 0.1 if s4nn else 1e-3),
             lr_final=pick(self.lr_final, pick(self.lr, 0.1) if s4nn else 1e-5),
-            shift=pick(self.shift, 0 if s4nn or small else 1),
+            shift=pick(self.shift, tuned.get("shift", 0 if s4nn or small else 1)),
             output_threshold=pick(self.output_threshold, max(1, round((0.3 if small else 0.1) * sizes[-2]))),
-            hidden_threshold=pick(self.hidden_threshold, max(1.0, (0.125 if small else 0.03) * input_pixels)),
+            hidden_threshold=pick(self.hidden_threshold, tuned.get("hidden_threshold", max(1.0, (0.125 if small else 0.03) * input_pixels))),
         )
 
 
@@ -113,6 +135,7 @@ def build_model(config: TrainConfig, n_in: int, generator: torch.Generator) -> B
     hidden_thresholds = [config.hidden_threshold * n / n_in for n in sizes[:-2]]
     model = BS4NN(sizes, rule="decision", hidden_thresholds=hidden_thresholds,
                   output_threshold=config.output_threshold)
+    model.surrogate_half_width = float(config.surrogate_width)
     with torch.no_grad():
         for k, w in enumerate(model.weights):
             positive = config.init_positive[min(k, len(config.init_positive) - 1)]
@@ -126,9 +149,10 @@ def make_optimizer(model: BS4NN, config: TrainConfig):
     if config.rule == "s4nn":
         return torch.optim.SGD([{"params": list(model.weights), "lr": config.lr},
                                 {"params": list(model.facts), "lr": config.lr_fact}])
-    # fused: one kernel for the whole update (the unfused CPU path is many times slower on 470k weights)
-    return torch.optim.Adam([{"params": list(model.weights)},
-                             {"params": list(model.threshold_params), "lr": config.lr * 10}], lr=config.lr, fused=True)
+    # one numba pass per parameter for the Adam update and the clip of the latent weights to [-1, 1]
+    return ClippedAdam([{"params": list(model.weights), "clip": 1.0},
+                        {"params": list(model.threshold_params), "lr": config.lr * config.threshold_lr_scale,
+                         "clip": None}], lr=config.lr)
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
@@ -148,6 +172,20 @@ def shift_images(images: torch.Tensor, shift: int, generator: torch.Generator) -
     rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None].expand(n, h, w)
     cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :].expand(n, h, w)
     return padded[torch.arange(n)[:, None, None], rows, cols]
+
+
+def shifted_input_bins(images: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
+    """`shift_images` (the same random offsets from `generator`) fused with flattening and the input
+    coding: (B, h * w) int16 bins 255 - p, in one numba pass."""
+    n, h, w = images.shape
+    if shift:
+        dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+    else:
+        dy = dx = torch.zeros(n, dtype=torch.int64)
+    out = np.empty((n, h * w), np.int16)
+    kernels.shifted_bins(np.ascontiguousarray(images.numpy()), dy.numpy(), dx.numpy(), int(shift), out)
+    return torch.from_numpy(out)
 
 
 def s4nn_loss(t_out: torch.Tensor, labels: torch.Tensor, gamma: int) -> torch.Tensor:
@@ -179,8 +217,7 @@ def train_step(model: BS4NN, optimizer, config: TrainConfig, images: torch.Tenso
                generator: torch.Generator) -> float:
     """One full step on a batch of (B, h, w) uint8 images: shift, exact forward, loss of the rule,
     backward, update, clamp (weights for "decision", facts for "s4nn"), integer thresholds refreshed."""
-    batch = shift_images(images, config.shift, generator).reshape(len(images), -1)
-    times, logits, t_star = model((255 - batch.to(torch.int16)).to(torch.int16))
+    times, logits, t_star = model(shifted_input_bins(images, config.shift, generator))
     if config.rule == "s4nn":
         loss = s4nn_loss(times[-1], labels, config.gamma)
     else:
@@ -189,14 +226,21 @@ def train_step(model: BS4NN, optimizer, config: TrainConfig, images: torch.Tenso
     loss.backward()
     optimizer.step()
     with torch.no_grad():
-        if config.rule == "decision":
-            for w in model.weights:
-                w.clamp_(-1.0, 1.0)
-        else:
+        if config.rule == "s4nn":
             for f in model.facts:
                 f.clamp_(min=1e-3)
+        # rule "decision": ClippedAdam keeps the latent weights inside [-1, 1]
     model.refresh_thresholds()
     return float(loss.detach())
+
+
+EMA_EVERY = 4  # steps between updates of the averaged parameters (decay ema ** EMA_EVERY each time)
+
+
+def update_average(averaged: BS4NN, model: BS4NN, decay: float) -> None:
+    """averaged <- decay * averaged + (1 - decay) * model, over the latent parameters."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(averaged.parameters()), list(model.parameters()), 1.0 - decay)
 
 
 def evaluate(model: BS4NN, images: np.ndarray, labels: np.ndarray, input_shape) -> dict:
@@ -208,8 +252,9 @@ def evaluate(model: BS4NN, images: np.ndarray, labels: np.ndarray, input_shape) 
     return out
 
 
-def _state(model, optimizer, generator, epoch, config, history, best, command) -> dict:
+def _state(model, optimizer, generator, epoch, config, history, best, command, averaged=None) -> dict:
     return {
+        "averaged": averaged.state_dict() if averaged is not None else {},
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "config": json.dumps(asdict(config)),
@@ -257,7 +302,8 @@ def config_from_state(state: dict) -> TrainConfig:
 def model_from_state(state: dict, which: str = "best") -> tuple[BS4NN, TrainConfig, dict]:
     config = config_from_state(state)
     best = state.get("best") or {}
-    model_state = best.get("model") if which == "best" and best.get("model") is not None else state["model"]
+    last = state.get("averaged") or state["model"]  # with weight averaging, the averaged network is the result
+    model_state = best.get("model") if which == "best" and best.get("model") is not None else last
     n_in = model_state["weights.0"].shape[0]
     model = build_model(config, n_in, torch.Generator().manual_seed(0))
     model.load_state_dict(model_state)
@@ -270,17 +316,18 @@ def load_network(checkpoint_path, which: str = "best"):
     model, config, best = model_from_state(state, which)
     shape = tuple(state["best"]["input_shape"]) if state.get("best") else None
     history = json.loads(state["history"])
-    meta = {"dataset": config.dataset, "seed": config.seed, "command": state["command"],
+    meta = {"dataset": config.dataset, "seed": config.seed, "command": state["command"], "commit": state.get("commit"),
             "config": asdict(config), "epoch": best.get("epoch", state["epoch"]), "history": history}
     return model.network(shape), meta
 
 
 def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, progress: bool = True,
-          command: str | None = None, stop_after: int | None = None) -> TrainResult:
+          command: str | None = None, stop_after: int | None = None, stop_when=None) -> TrainResult:
     """Train into out_dir; resume=True continues from out_dir/checkpoint.pt up to config.epochs.
 
     stop_after=k stops after epoch k of the schedule (as an interruption would): resuming then gives the
-    same weights, bit for bit, as an uninterrupted run.
+    same weights, bit for bit, as an uninterrupted run. stop_when(entry) -> bool, called with each
+    epoch's metrics entry, ends the run early when true (the benchmark's time-to-accuracy run).
     """
     from tqdm import tqdm
 
@@ -299,9 +346,12 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
         state = load_checkpoint(ckpt_path)
         saved = config_from_state(state)
         config = replace(saved, epochs=config.epochs)
-        model, _, _ = model_from_state(state, "last")
+        model = build_model(config, n_in, torch.Generator().manual_seed(0))
+        model.load_state_dict(state["model"])
         optimizer = make_optimizer(model, config)
         optimizer.load_state_dict(state["optimizer"])
+        if config.rule == "decision":  # the clip is part of the method, not of the saved state
+            optimizer.param_groups[0]["clip"], optimizer.param_groups[1]["clip"] = 1.0, None
         generator.set_state(state["generator"])
         start, history, best = state["epoch"], json.loads(state["history"]), state["best"]
         command = state["command"] + (f" && {command}" if command else "")
@@ -310,6 +360,18 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
         model = build_model(config, n_in, generator)
         optimizer = make_optimizer(model, config)
         start, history, best = 0, [], {}
+    from ..export.provenance import git_commit
+
+    commit = git_commit() or ""  # the code that trained (recorded in the checkpoint, then the artifact)
+    if resume and state.get("commit") and state["commit"] != commit:
+        commit = f"{state['commit']} then {commit}"
+    averaged = None
+    if config.ema:
+        averaged = copy.deepcopy(model)
+        if resume:
+            averaged.load_state_dict(state["averaged"])
+    evaluated = averaged if averaged is not None else model
+    step = 0 if not resume else state.get("step", 0)
     train_idx, val_idx = split_train_val(len(train_set.labels), config.val_fraction, config.seed)
     images = torch.from_numpy(train_set.images[train_idx])
     labels = torch.from_numpy(train_set.labels[train_idx].astype(np.int64))
@@ -317,7 +379,7 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
         lr = learning_rate(config, epoch)
         optimizer.param_groups[0]["lr"] = lr
         if config.rule == "decision":
-            optimizer.param_groups[1]["lr"] = lr * 10
+            optimizer.param_groups[1]["lr"] = lr * config.threshold_lr_scale
         model.train()
         began = time.perf_counter()
         order = torch.randperm(len(labels), generator=generator)
@@ -327,30 +389,57 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
         for s in bar:
             idx = order[s : s + config.batch_size]
             loss = train_step(model, optimizer, config, images[idx], labels[idx], generator)
+            step += 1
+            if averaged is not None and step % EMA_EVERY == 0:
+                update_average(averaged, model, config.ema ** EMA_EVERY)
             total_loss += loss * len(idx)
             seen += len(idx)
         seconds = time.perf_counter() - began
+        if averaged is not None:
+            averaged.refresh_thresholds()
         entry = {"epoch": epoch + 1, "lr": lr, "loss": total_loss / max(1, seen), "seconds": seconds,
                  "samples_per_s": seen / seconds,
-                 "thresholds": [int(model.thresholds(k).float().median()) for k in range(len(model.weights))]}
+                 "thresholds": [int(evaluated.thresholds(k).float().median()) for k in range(len(model.weights))]}
         for name, imgs, labs in (("val", train_set.images[val_idx], train_set.labels[val_idx]),
                                  ("test", test_set.images, test_set.labels)):
-            entry.update({f"{name}_{k}": v for k, v in evaluate(model, imgs, labs, input_shape).items() if k != "n"})
+            entry.update({f"{name}_{k}": v for k, v in evaluate(evaluated, imgs, labs, input_shape).items() if k != "n"})
+        entry["eval_seconds"] = time.perf_counter() - began - seconds
         history.append(entry)
         # the exported epoch is chosen on the validation split; without one, it is the last epoch
         # (never chosen on the test set)
         score = entry.get("val_strict", float(epoch))
         if not best or score > best["score"]:
-            best = {"epoch": epoch + 1, "score": float(score), "model": {k: v.clone() for k, v in model.state_dict().items()},
+            best = {"epoch": epoch + 1, "score": float(score), "model": {k: v.clone() for k, v in evaluated.state_dict().items()},
                     "input_shape": list(input_shape)}
         if progress:
             tqdm.write(f"epoch {epoch + 1}: loss {entry['loss']:.4f}  val strict {entry.get('val_strict', float('nan')):.4f}"
                        f"  test strict {entry['test_strict']:.4f}  no-spike {entry['test_no_spike_rate']:.4f}"
                        f"  median t* {entry['test_median_first_spike_bin']:.0f}  {entry['samples_per_s']:.0f} samples/s")
-        save_checkpoint(_state(model, optimizer, generator, epoch + 1, config, history, best, command), ckpt_path)
+        save_checkpoint({**_state(model, optimizer, generator, epoch + 1, config, history, best, command, averaged),
+                         "step": step, "commit": commit}, ckpt_path)
         _write_json(out_dir / "metrics.json", history)
         plot_accuracy(history, out_dir / "accuracy.png", title=f"BS4NN {config.dataset} {'-'.join(map(str, [n_in, *config.hidden, 10]))}")
+        if stop_when is not None and stop_when(entry):
+            break
+    if best.get("model") is not None and len(test_set.labels):
+        best_model = build_model(config, n_in, torch.Generator().manual_seed(0))
+        best_model.load_state_dict(best["model"])
+        write_run_plots(best_model.network(input_shape), test_set.images, test_set.labels, out_dir,
+                        f"{config.dataset} test, epoch {best['epoch']} (best validation)")
     return TrainResult(ckpt_path, history)
+
+
+def write_run_plots(network, images, labels, out_dir, tag: str) -> None:
+    """The plots of a finished run for its exported network: spike-bin histograms per layer (and t*), the
+    confusion matrix of the strict decision, hidden-layer activity (dead and always-firing neurons)."""
+    from . import plots
+
+    inference = reference.run(network, images)
+    out_dir = Path(out_dir)
+    plots.plot_spike_histograms(inference, out_dir / "spike_bins.png", f"spike bins, {tag}")
+    plots.plot_confusion(inference.decision, labels, out_dir / "confusion.png", f"strict decision, {tag}",
+                         network.n_classes)
+    plots.plot_hidden_activity(inference, out_dir / "hidden_activity.png", f"hidden activity, {tag}")
 
 
 def _write_json(path: Path, data) -> None:

@@ -355,3 +355,28 @@ def test_export_of_a_missing_checkpoint_is_one_line(capsys, tmp_path):
     assert code == 2
     assert_one_error_line(err, "export", "none.pt")
     assert not (tmp_path / "model").exists()
+
+
+def test_bench_writes_figures_curve_and_plot(capsys, tmp_path):
+    """bench on digits with a short time-to-accuracy run: the JSON holds every figure, the run stops at the
+    first epoch whose test strict accuracy reaches the target, and the plot is written beside the JSON."""
+    out = tmp_path / "bench" / "b.json"
+    code, stdout, err = run_cli(capsys, "bench", "--dataset", "digits", "--target", "0.3", "--max-epochs", "2",
+                                "--limit", "200", "--train-batches", "5", "--spec-images", "5", "--json", out)
+    assert code == 0, err
+    result = json.loads(out.read_text())
+    assert result == json.loads(stdout)
+    for key in ("fast_images_per_s", "spec_images_per_s", "train_samples_per_s", "run_samples_per_s"):
+        assert result[key] > 0, key
+    curve = result["curve"]
+    assert 1 <= len(curve) <= 2 and result["epochs_planned"] == 2
+    assert all(a["wall_seconds"] < b["wall_seconds"] for a, b in zip(curve, curve[1:]))
+    reached = [c for c in curve if c["test_strict"] >= 0.3]
+    if reached:  # the run stops at the first epoch that reaches the target
+        assert reached[0] is curve[-1] and result["time_to_target_epoch"] == curve[-1]["epoch"]
+        assert result["time_to_target_wall_s"] == curve[-1]["wall_seconds"]
+    else:
+        assert len(curve) == 2 and result["time_to_target_wall_s"] is None
+    assert result["plot"] == str(out.with_suffix(".png")) and out.with_suffix(".png").stat().st_size > 0
+    code, _, err = run_cli(capsys, "bench", "--dataset", "digits", "--target", "1.5")
+    assert code == 2 and "--target" in err

@@ -156,16 +156,22 @@ def tiny_config(**kw):
     return TrainConfig(dataset="digits", hidden=(24,), epochs=3, seed=4, **kw)
 
 
-@pytest.mark.parametrize("rule", ["decision", "s4nn"])
-def test_resume_is_bit_identical(tmp_path, rule):
-    full = train(tiny_config(rule=rule), tmp_path / "full", progress=False)
-    train(tiny_config(rule=rule), tmp_path / "split", progress=False, stop_after=2)
-    resumed = train(tiny_config(rule=rule), tmp_path / "split", resume=True, progress=False)
+@pytest.mark.parametrize("rule,ema", [("decision", 0.0), ("s4nn", 0.0), ("decision", 0.9)])
+def test_resume_is_bit_identical(tmp_path, rule, ema):
+    full = train(tiny_config(rule=rule, ema=ema), tmp_path / "full", progress=False)
+    train(tiny_config(rule=rule, ema=ema), tmp_path / "split", progress=False, stop_after=2)
+    resumed = train(tiny_config(rule=rule, ema=ema), tmp_path / "split", resume=True, progress=False)
     a = load_checkpoint(full.checkpoint)
     b = load_checkpoint(resumed.checkpoint)
     assert a["epoch"] == b["epoch"] == 3
-    for key, value in a["model"].items():
-        assert torch.equal(value, b["model"][key]), key
+    for part in ("model", "averaged"):
+        assert a[part].keys() == b[part].keys() and bool(a[part]) == (part == "model" or ema > 0)
+        for key, value in a[part].items():
+            assert torch.equal(value, b[part][key]), (part, key)
+    if ema:  # the averaged network is the evaluated one, and it differs from the raw weights
+        last, _ = load_network(full.checkpoint, which="last")
+        np.testing.assert_array_equal(last.layers[0].signs, signs_of(a["averaged"]["weights.0"]))
+        assert not torch.equal(a["averaged"]["weights.0"], a["model"]["weights.0"])
     assert [m["test_strict"] for m in full.metrics] == [m["test_strict"] for m in resumed.metrics]
     assert (tmp_path / "full" / "metrics.json").is_file() and (tmp_path / "full" / "accuracy.png").is_file()
 
@@ -283,3 +289,73 @@ def test_decision_rule_trains_every_layer_of_a_deep_network():
         assert w.grad is not None and w.grad.abs().sum() > 0, f"layer {k} gets no gradient"
     for k, p in enumerate(model.threshold_params):
         assert p.grad is not None and p.grad.abs().sum() > 0, f"hidden thresholds of layer {k} get no gradient"
+
+
+def test_fused_shift_and_coding_equals_shift_images_then_255_minus_p():
+    """The training step's numba shift + input coding draws the same offsets and gives the same bins as
+    `shift_images` followed by t = 255 - p (zero fill = bin 255), for shifts 0, 1 and 2."""
+    images = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (40, 7, 9)).astype(np.uint8))
+    images[0] = 255  # an all-white image shows the zero fill at the border
+    for shift in (0, 1, 2):
+        a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        want = 255 - training.shift_images(images, shift, a).reshape(40, -1).to(torch.int16)
+        got = training.shifted_input_bins(images, shift, b)
+        assert got.dtype == torch.int16
+        assert torch.equal(got, want), shift
+        assert torch.equal(a.get_state(), b.get_state())  # the same random draws
+        if shift:
+            assert (got[0] == 255).any() and (got[0] == 0).any()
+
+
+def test_sparse_first_layer_equals_dense_products():
+    """Forward V(cut) and backward d loss / d W of the first layer's sparse numba sums equal the dense
+    [t_i <= cut] @ sign(W) and [t_i <= cut]^T @ g, with signs 0 -> +1 (also -0.0)."""
+    from bs4nn.sw.model import InputPotentials, hard_signs
+
+    rng = np.random.default_rng(11)
+    w = torch.from_numpy(rng.normal(size=(50, 13)).astype(np.float32))
+    w[0, 0], w[1, 1] = 0.0, -0.0
+    signs = hard_signs(w)
+    assert signs[0, 0] == 1 and signs[1, 1] == 1 and set(signs.unique().tolist()) == {-1, 1}
+    np.testing.assert_array_equal(signs.numpy(), np.where(w.numpy() >= 0, 1, -1))
+    bins = rng.integers(0, 257, (17, 50)).astype(np.int16)
+    cut = rng.integers(-1, 256, 17).astype(np.int64)
+    cut[0], cut[1] = -1, 255  # nothing arrived / everything below T_MAX arrived
+    w.requires_grad_(True)
+    got = InputPotentials.apply(w, bins, cut, signs.numpy())
+    arrived = torch.from_numpy((bins <= cut[:, None]).astype(np.float32))
+    np.testing.assert_array_equal(got.detach().numpy(), (arrived @ signs.float()).numpy())
+    assert (got[0] == 0).all()
+    g = torch.from_numpy(rng.normal(size=(17, 13)).astype(np.float32))
+    (got * g).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), (arrived.t() @ g).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_clipped_adam_is_torch_adam_then_clamp():
+    """The fused numba update equals torch's Adam followed by clamp_(-1, 1) on the clipped group (and no
+    clamp on the other), step after step, and its state survives a state_dict round trip."""
+    from bs4nn.sw.model import ClippedAdam
+
+    rng = np.random.default_rng(2)
+    start = [torch.from_numpy(rng.uniform(-1, 1, (30, 7)).astype(np.float32)),
+             torch.from_numpy(rng.normal(20, 3, 7).astype(np.float32))]
+    ours = [torch.nn.Parameter(t.clone()) for t in start]
+    theirs = [torch.nn.Parameter(t.clone()) for t in start]
+    opt = ClippedAdam([{"params": [ours[0]], "clip": 1.0}, {"params": [ours[1]], "lr": 0.05, "clip": None}], lr=0.02)
+    ref = torch.optim.Adam([{"params": [theirs[0]]}, {"params": [theirs[1]], "lr": 0.05}], lr=0.02)
+    for step in range(25):
+        grads = [torch.from_numpy(rng.normal(0, 1, tuple(t.shape)).astype(np.float32)) for t in start]
+        grads[0][0] = 3.0  # a row pushed steadily down: it must stop at -1
+        for p, q, g in zip(ours, theirs, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        ref.step()
+        with torch.no_grad():
+            theirs[0].clamp_(-1.0, 1.0)
+        for p, q in zip(ours, theirs):
+            np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-4, atol=2e-5, err_msg=f"step {step}")
+    assert ours[0].detach().abs().max() <= 1.0 and (ours[0][0].detach() == -1.0).sum() >= 2  # clipped ones
+    again = ClippedAdam([{"params": [ours[0]], "clip": 1.0}, {"params": [ours[1]], "clip": None}], lr=0.02)
+    again.load_state_dict(opt.state_dict())
+    assert float(again.state[ours[0]]["step"]) == 25
+    assert torch.equal(again.state[ours[0]]["exp_avg"], opt.state[ours[0]]["exp_avg"])
