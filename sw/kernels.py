@@ -225,17 +225,21 @@ def shifted_bins(images, dy, dx, shift, out):
                 out[b, r * w + c] = _T_MAX - 1 - np.int16(p)
 
 
-@numba.njit(cache=True, parallel=True, fastmath=False)
+@numba.njit(cache=True, parallel=True)
 def adam_update(w, g, m, v, lr, beta1, beta2, eps, bias1, bias2_sqrt, lo, hi):
     """One Adam step on a flat float32 parameter, in place, with the result clipped to lo .. hi:
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  w -= (lr / bias1) m / (sqrt(v) / bias2_sqrt + eps).
-    One pass over w, g, m and v (torch's Adam followed by clamp_ is several)."""
+    One pass over w, g, m and v (torch's Adam followed by clamp_ is several), in float32 throughout (the
+    scalars arrive as float32) so that the loop vectorises."""
     step = lr / bias1
+    c1 = np.float32(1.0) - beta1
+    c2 = np.float32(1.0) - beta2
+    inv_b2 = np.float32(1.0) / bias2_sqrt
     for i in numba.prange(w.shape[0]):
         gi = g[i]
-        mi = beta1 * m[i] + (1.0 - beta1) * gi
-        vi = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        mi = beta1 * m[i] + c1 * gi
+        vi = beta2 * v[i] + c2 * gi * gi
         m[i] = mi
         v[i] = vi
-        wi = w[i] - step * mi / (np.sqrt(vi) / bias2_sqrt + eps)
+        wi = w[i] - step * mi / (np.sqrt(vi) * inv_b2 + eps)
         w[i] = min(max(wi, lo), hi)
