@@ -135,17 +135,23 @@ class LayerUnit(wiring.Component):
             winner, t_star = Signal.like(best_index), Signal(9)
             in_fallback = Signal()
             fallback_group = Signal(range(groups))
-            group_base = Signal.like(best_index)
-            m.d.comb += group_base.eq(read_group * lanes)
+            # stage C (registered): each lane's candidate of the group stage B handled: at the close of a
+            # bin, the lanes that fired with V(b) (crossing is checked at bin ends only); in the fallback,
+            # every real neuron with V(255)
+            c_merge, c_close, c_bin = Signal(), Signal(), Signal(8)
+            c_base = Signal.like(best_index)
+            m.d.sync += [c_merge.eq((b_valid & b_last & ~decided) | in_fallback),
+                         c_close.eq(b_valid & b_last & (b_group == groups - 1) & ~decided),
+                         c_bin.eq(b_bin), c_base.eq(read_group * lanes)]
             # a balanced tree over (best so far, lane 0, ..., lane P-1), lower indices on the left: the
             # right candidate wins only with a strictly higher potential, so ties keep the lowest index
             leaves = [(best_valid, best_v, best_index)]
             for lane in range(lanes):
                 leaf = Signal(name=f"cand_valid{lane}"), Signal(signed(width), name=f"cand_v{lane}"), \
                     Signal.like(best_index, name=f"cand_index{lane}")
-                m.d.comb += [leaf[0].eq(Mux(in_fallback, (group_base + lane) < cfg.n_out, crossed[lane])),
-                             leaf[1].eq(Mux(in_fallback, old_v[lane], new_v[lane])),
-                             leaf[2].eq(group_base + lane)]
+                m.d.sync += [leaf[0].eq(Mux(in_fallback, (read_group * lanes + lane) < cfg.n_out, crossed[lane])),
+                             leaf[1].eq(Mux(in_fallback, old_v[lane], new_v[lane]))]
+                m.d.comb += leaf[2].eq(c_base + lane)
                 leaves.append(leaf)
             level = 0
             while len(leaves) > 1:
@@ -163,8 +169,13 @@ class LayerUnit(wiring.Component):
                     merged.append(leaves[-1])
                 leaves, level = merged, level + 1
             cand = leaves[0]
-            with m.If((b_valid & b_last & ~decided) | in_fallback):
+            with m.If(c_merge):
                 m.d.sync += [best_valid.eq(cand[0]), best_v.eq(cand[1]), best_index.eq(cand[2])]
+            # the decision, one cycle after the CLOSE of the first bin with an output spike
+            with m.If(c_close & cand[0]):
+                m.d.sync += [decided.eq(1), winner.eq(cand[2]), t_star.eq(c_bin + 1)]
+                if self.early:
+                    m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]), self.first_spike_bin.eq(c_bin + 1)]
 
         # ---- stage A and the unit's phases
         event = self.events.payload
@@ -221,12 +232,6 @@ class LayerUnit(wiring.Component):
                     m.next = "EMIT"
                 with m.Else():
                     m.next = "ACCUM"
-                if cfg.is_output:
-                    with m.If(cand[0] & ~decided):
-                        m.d.sync += [decided.eq(1), winner.eq(cand[2]), t_star.eq(b_bin + 1)]
-                        if self.early:
-                            m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]),
-                                         self.first_spike_bin.eq(b_bin + 1)]
             with m.State("EMIT"):  # one spike per cycle, lowest index first
                 spike = self.spikes.payload
                 m.d.comb += [spike.neuron.eq(lowest), spike.bin.eq(emit_bin)]
@@ -259,8 +264,10 @@ class LayerUnit(wiring.Component):
                     m.d.comb += [in_fallback.eq(1), read_group.eq(fallback_group)]
                     m.d.sync += fallback_group.eq(fallback_group + 1)
                     with m.If(fallback_group == groups - 1):
-                        m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]), self.first_spike_bin.eq(256),
-                                     self.finished.eq(1)]
-                        clear_image()
-                        m.next = "ACCUM"
+                        m.next = "FALLBACK_END"
+                with m.State("FALLBACK_END"):  # stage C merges the last group
+                    m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]), self.first_spike_bin.eq(256),
+                                 self.finished.eq(1)]
+                    clear_image()
+                    m.next = "ACCUM"
         return m

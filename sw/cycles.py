@@ -17,9 +17,10 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
   Spikes at bin 255 are not sent to a hidden layer.
 - The end marker follows the last event. A hidden layer passes it on in the cycle it takes it (offered
   to the next layer two cycles later). The
-  output layer decides in the CLOSE cycle of its first firing bin (early mode), when it takes the end
-  marker (full mode), or G cycles after that (no output spike: argmax over groups). The result is valid
-  the cycle after the decision: cycles = decision cycle + 1.
+  output layer picks its winner in a registered stage after the lanes: it decides the cycle after the
+  CLOSE of its first firing bin (early mode), when it takes the end marker (full mode), or G + 1 cycles
+  after that (no output spike: argmax over the G groups, then the last merge). The result is valid the
+  cycle after the decision: cycles = decision cycle + 1.
 - `events` counts events integrated by all layers before the decision cycle.
 """
 from __future__ import annotations
@@ -142,8 +143,8 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray]) -> 
             if not is_output:
                 bins, arrivals, end_arrival = np.asarray(out_bins, np.int64), out_cycles, end_taken + 2
                 continue
-            decided_full = end_taken if first_close is not None else end_taken + groups[k]
-            decided_early = first_close if first_close is not None else decided_full
+            decided_full = end_taken if first_close is not None else end_taken + groups[k] + 1
+            decided_early = first_close + 1 if first_close is not None else decided_full
         cycles_full[i], cycles_early[i] = decided_full + 1, decided_early + 1
         events_full[i] = [int((c < decided_full).sum()) for c in all_consumed]
         events_early[i] = [int((c < decided_early).sum()) for c in all_consumed]
