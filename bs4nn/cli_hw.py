@@ -79,6 +79,8 @@ def cmd_sim(args, argv) -> int:
     from .sim.runner import SimulationError
 
     _check_outputs(args.trace)
+    if args.preload and args.stall:
+        raise CLIError("--preload streams images back to back: --stall needs the cocotb testbench (leave out --preload)")
     artifact = read_artifact(args.model)
     data, images, labels = load_checked(artifact.network, args.dataset, args.split, args.data_dir, None,
                                         artifact.dataset_name, "sim")
@@ -88,7 +90,8 @@ def cmd_sim(args, argv) -> int:
     try:
         result = cosimulate(artifact.path, images, simulator=args.simulator, mode=args.mode, lanes=args.lanes,
                             names=names, stall=args.stall, seed=args.seed, work_dir=work, chunk=args.chunk,
-                            progress=sys.stderr.isatty(), waves_on_failure=3 if not args.waves else len(images))
+                            progress=sys.stderr.isatty(), waves_on_failure=3 if not args.waves else len(images),
+                            preload=args.preload, shards=args.shards)
     except SimulationError as error:
         raise CLIError(str(error)) from None
     trace, table = write_trace(args.trace, result, labels=labels,
@@ -321,6 +324,11 @@ def add_commands(sub) -> None:
     p.add_argument("--chunk", type=_positive_int, default=100, help="images per simulator run (default: 100)")
     p.add_argument("--work", metavar="DIR", default=None, help="build and run directory (default: beside the trace)")
     p.add_argument("--waves", action="store_true", help="keep the waveform of every failing image")
+    p.add_argument("--preload", action="store_true",
+                   help="images preloaded into a Verilog harness that logs results and spikes itself (no per-cycle "
+                        "Python: the fast path for whole test sets; no --stall)")
+    p.add_argument("--shards", type=_positive_int, default=1, metavar="N",
+                   help="with --preload: parallel simulator processes, each on a slice of the images (default: 1)")
     _add_data_dir(p)
     p.set_defaults(func=cmd_sim)
 

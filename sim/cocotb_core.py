@@ -15,15 +15,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from bs4nn.export.artifact import read_artifact
-from bs4nn.sim.scoreboard import ImageOutcome, Scoreboard
-from bs4nn.sw import reference
-from bs4nn.sw.cycles import schedule
-from bs4nn.sw.semantics import encode_pixels
-
-
-def _field(value: int, field: dict) -> int:
-    return (value >> field["offset"]) & ((1 << field["width"]) - 1)
+from bs4nn.sim.scoreboard import check_and_report, field_value
 
 
 class CoreTB:
@@ -76,7 +68,7 @@ class CoreTB:
                 seen, first_valid = True, self.cycle
             if dut.m_axis_result_tvalid.value and ready:
                 value = int(dut.m_axis_result_tdata.value)
-                result = {name: _field(value, f) for name, f in self.result_fields.items()}
+                result = {name: field_value(value, f) for name, f in self.result_fields.items()}
                 result["valid_cycle"] = first_valid
                 self.results.append(result)
                 seen = False
@@ -91,7 +83,7 @@ class CoreTB:
             await ReadOnly()
             if valid.value and ready:
                 value = int(tdata.value)
-                neuron, b = _field(value, fields["neuron"]), _field(value, fields["bin"])
+                neuron, b = field_value(value, fields["neuron"]), field_value(value, fields["bin"])
                 layer = self.spikes[self.image][k]
                 assert neuron not in layer, f"image {self.image} layer {k}: neuron {neuron} spiked twice"
                 layer[neuron] = b
@@ -163,36 +155,10 @@ async def images_match_the_reference(dut):
         if dut.s_axis_pixels_tready.value:
             break
 
-    network = read_artifact(job["model"]).network
-    ref = reference.run(network, images)
-    plan = schedule(network.sizes, core["lanes"], encode_pixels(images), ref.spikes)
-    spikes_stalled = tb.stall > 0
-    board = Scoreboard(ref, core["mode"],
-                       None if spikes_stalled else plan.cycles(core["mode"]),
-                       None if spikes_stalled else plan.events(core["mode"]))
-    outcomes = []
-    for i, result in enumerate(tb.results):
-        outcome = ImageOutcome(result["decision"], result["first_spike_bin"], result["cycles"], result["events"],
-                               tb.spikes[i], result["framing_error"])
-        problems = board.check(i, outcome, names[i])
-        measured = result["valid_cycle"] - last_pixel_cycles[i]
-        if measured != result["cycles"]:
-            problems.append(f"{names[i]}: the core counts {result['cycles']} cycles, the testbench {measured}")
-            board.mismatches.append(problems[-1])
-            board.failed_images.append(i)
-        outcomes.append({"decision": outcome.decision, "first_spike_bin": outcome.first_spike_bin,
-                         "cycles": outcome.cycles, "events": outcome.events,
-                         "spikes": [{str(n): b for n, b in layer.items()} for layer in outcome.spikes],
-                         "model_cycles": int(plan.cycles(core["mode"])[i]),
-                         "model_events": int(plan.events(core["mode"])[i]),
-                         "model_layer_events": plan.layer_events(core["mode"])[i].tolist()})
-    report = {"outcomes": outcomes, "mismatches": board.mismatches,
-              "failed_images": sorted(set(board.failed_images)), "stalled_cycles": tb.stalled_cycles,
-              "aborts": len(aborts), "sim_cycles": tb.cycle,
-              # cycles from one image's first pixel to the next one's, the driver sending as fast as it may
-              "image_intervals": np.diff(first_pixel_cycles).tolist()}
-    tmp = job["out"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f)
-    os.replace(tmp, job["out"])
-    assert not board.mismatches, "\n".join(board.mismatches[:20])
+    measured = [r["valid_cycle"] - last for r, last in zip(tb.results, last_pixel_cycles)]
+    report = check_and_report(job, core, images, names, tb.results, tb.spikes, measured,
+                              cycles_checked=tb.stall == 0,
+                              extra={"stalled_cycles": tb.stalled_cycles, "aborts": len(aborts), "sim_cycles": tb.cycle,
+                                     # one image's first pixel to the next one's, the driver sending as fast as it may
+                                     "image_intervals": np.diff(first_pixel_cycles).tolist()})
+    assert not report["mismatches"], "\n".join(report["mismatches"][:20])

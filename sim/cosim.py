@@ -46,41 +46,55 @@ def _outcome(d: dict) -> ImageOutcome:
 
 def cosimulate(model_dir, images: np.ndarray, *, simulator: str = "icarus", mode: str = "full", lanes=None,
                names: list[str] | None = None, stall: float = 0.0, aborts: dict | None = None, seed: int = 0,
-               work_dir, chunk: int = 100, progress: bool = False, waves_on_failure: int = 3) -> Cosim:
-    """Run `images` (N, n_in) uint8 through the core of the artifact `model_dir` under `simulator`."""
+               work_dir, chunk: int = 100, progress: bool = False, waves_on_failure: int = 3,
+               preload: bool = False, shards: int = 1) -> Cosim:
+    """Run `images` (N, n_in) uint8 through the core of the artifact `model_dir` under `simulator`. With
+    `preload`, the images are streamed back to back from the harness of sim/preload.py (no stalls or
+    aborts) in `shards` parallel processes; otherwise the cocotb testbench drives them in chunks."""
+    if preload and (stall or aborts):
+        raise ValueError("the preload harness streams images without stalls or aborts")
     artifact = read_artifact(model_dir)
     config = CoreConfig(artifact.network, lanes=lanes, mode=mode)
     images = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
     names = names or [f"image {i}" for i in range(len(images))]
     work_dir = Path(work_dir)
     core_dir = write_core(config, work_dir / "core", model_id=artifact.model_id)
-    built = runner.build(core_dir, simulator, work_dir / "build")
+    if preload:  # images in the simulator's memory, shards in parallel processes
+        from .preload import run_preloaded
 
-    starts = range(0, len(images), chunk)
-    if progress:
-        from tqdm import tqdm
+        reports = run_preloaded(core_dir, images, model_dir, work_dir / "preload", simulator=simulator,
+                                shards=shards, names=names, progress=progress)
+        offsets = np.concatenate([[0], np.cumsum([len(r["outcomes"]) for r in reports])[:-1]]).astype(int)
+    else:
+        built = runner.build(core_dir, simulator, work_dir / "build")
+        starts = range(0, len(images), chunk)
+        if progress:
+            from tqdm import tqdm
 
-        starts = tqdm(starts, desc=f"co-simulation ({simulator}, {mode})", unit="chunk", total=len(starts))
+            starts = tqdm(starts, desc=f"co-simulation ({simulator}, {mode})", unit="chunk", total=len(starts))
+        reports, offsets = [], []
+        for start in starts:
+            part = slice(start, start + chunk)
+            chunk_aborts = {i - start: n for i, n in (aborts or {}).items() if start <= i < start + chunk}
+            reports.append(runner.run(built, images[part], model_dir, work_dir / "run", names=names[part],
+                                      stall=stall, aborts=chunk_aborts, seed=seed + start))
+            offsets.append(start)
     outcomes, model_cycles, model_events, layer_events, mismatches, failed = [], [], [], [], [], []
     stalled, n_aborts, intervals = 0, 0, []
-    for start in starts:
-        part = slice(start, start + chunk)
-        chunk_aborts = {i - start: n for i, n in (aborts or {}).items() if start <= i < start + chunk}
-        report = runner.run(built, images[part], model_dir, work_dir / "run", names=names[part], stall=stall,
-                            aborts=chunk_aborts, seed=seed + start)
+    for start, report in zip(offsets, reports):
         outcomes += [_outcome(d) for d in report["outcomes"]]
         model_cycles += [d["model_cycles"] for d in report["outcomes"]]
         model_events += [d["model_events"] for d in report["outcomes"]]
         layer_events += [d["model_layer_events"] for d in report["outcomes"]]
         mismatches += report["mismatches"]
-        failed += [start + i for i in report["failed_images"]]
+        failed += [int(start) + i for i in report["failed_images"]]
         stalled += report["stalled_cycles"]
         n_aborts += report["aborts"]
         intervals += report["image_intervals"]
     result = Cosim(config, artifact.model_id, outcomes, np.array(model_cycles, np.int64),
                    np.array(model_events, np.int64), np.array(layer_events, np.int64).reshape(-1, config.n_layers),
                    mismatches, failed, {}, stalled, n_aborts, intervals)
-    if failed and waves_on_failure:
+    if failed and waves_on_failure:  # replayed alone under the cocotb testbench, with waveforms
         waved = runner.build(core_dir, simulator, work_dir / "build", waves=True)
         for i in failed[:waves_on_failure]:
             replay_dir = work_dir / "failed" / names[i].replace(" ", "_")

@@ -75,18 +75,20 @@ class Build:
     top: str = "bs4nn_core"
 
 
-def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False, top: str = "bs4nn_core") -> Build:
-    """Compile `core_dir/<top>.v` for `simulator` into a directory keyed by the Verilog's hash."""
+def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False, top: str = "bs4nn_core",
+          extra_sources: list[Path] = ()) -> Build:
+    """Compile `core_dir/<top>.v` (and `extra_sources`) for `simulator` into a directory keyed by the
+    Verilog's hash."""
     from cocotb_tools.runner import get_runner
 
     env = simulator_env(simulator)
     verilog = core_dir / f"{top}.v"
-    digest = hashlib.sha256(verilog.read_bytes()).hexdigest()[:16]
+    sources = [verilog, *map(Path, extra_sources)]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     build_dir = Path(cache_dir) / f"{simulator}-{digest}{'-waves' if waves else ''}"
     # Icarus: Verilog-2005 semantics, so that the declaration initialisers Yosys relies on to evaluate
     # every `always @*` block at time 0 raise an event (in the default -g2012 they do not).
     args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if simulator == "verilator" else ["-g2005"]
-    sources = [verilog]
     if waves and simulator == "verilator":
         args.append("--trace")
     elif waves:  # cocotb's own dump module is SystemVerilog; this one is plain Verilog-2005
@@ -108,7 +110,8 @@ def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False, 
 
 
 def run(built: Build, images: np.ndarray, model_dir: Path, work_dir: Path, names=None, stall: float = 0.0,
-        aborts: dict | None = None, seed: int = 0, test_module: str = TEST_MODULE, extra: dict | None = None) -> dict:
+        aborts: dict | None = None, seed: int = 0, test_module: str = TEST_MODULE, extra: dict | None = None,
+        plusargs: list[str] = ()) -> dict:
     """Run the testbench on `images` (N, n_in) uint8; return the report dict (see cocotb_core)."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +128,7 @@ def run(built: Build, images: np.ndarray, model_dir: Path, work_dir: Path, names
     try:
         with environment(tools):
             built.runner.test(test_module=test_module, hdl_toplevel=built.top, build_dir=built.build_dir,
-                              test_dir=work_dir, extra_env=env, waves=built.waves, seed=seed,
+                              test_dir=work_dir, extra_env=env, waves=built.waves, seed=seed, plusargs=list(plusargs),
                               results_xml=str((work_dir / "results.xml").resolve()), log_file=work_dir / "sim.log")
     except (Exception, SystemExit) as e:  # a failing cocotb test ends the runner with SystemExit
         if not report_path.exists():

@@ -6,12 +6,22 @@ reports must match, and every spike before t* (and the output spikes at t*) must
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from bs4nn.export.artifact import read_artifact
+from bs4nn.sw import reference
+from bs4nn.sw.cycles import schedule
 from bs4nn.sw.reference import Inference
-from bs4nn.sw.semantics import T_MAX
+from bs4nn.sw.semantics import T_MAX, encode_pixels
+
+
+def field_value(value: int, layout: dict) -> int:
+    """One field of a port's tdata, by its offset and width in core.json."""
+    return (value >> layout["offset"]) & ((1 << layout["width"]) - 1)
 
 
 @dataclass
@@ -85,3 +95,42 @@ def trace_arrays(outcomes: list[ImageOutcome], sizes_out: list[int], mode: str) 
         "cycles": np.array([o.cycles for o in outcomes], np.int64),
         "events": np.array([o.events for o in outcomes], np.int64),
     }
+
+
+def check_and_report(job: dict, core: dict, images: np.ndarray, names: list[str], results: list[dict],
+                     spikes: list[list[dict]], measured_cycles: list[int], cycles_checked: bool = True,
+                     extra: dict | None = None) -> dict:
+    """Check a testbench run's results (one dict per image: decision, first_spike_bin, cycles, events,
+    framing_error) and spikes (per image, per layer: neuron -> bin) against the reference and the cycle
+    model; the cycles the testbench measured must equal the core's count. Writes the report the job names
+    (atomically) and returns it."""
+    network = read_artifact(job["model"]).network
+    ref = reference.run(network, images)
+    mode = core["mode"]
+    plan = schedule(network.sizes, core["lanes"], encode_pixels(images), ref.spikes)
+    board = Scoreboard(ref, mode, plan.cycles(mode) if cycles_checked else None,
+                       plan.events(mode) if cycles_checked else None)
+    outcomes = []
+    if len(results) != len(images):
+        board.mismatches.append(f"the core answered {len(results)} of {len(images)} images")
+    for i, result in enumerate(results[:len(images)]):
+        outcome = ImageOutcome(result["decision"], result["first_spike_bin"], result["cycles"], result["events"],
+                               spikes[i], result["framing_error"])
+        problems = board.check(i, outcome, names[i])
+        if measured_cycles[i] != result["cycles"]:
+            problems.append(f"{names[i]}: the core counts {result['cycles']} cycles, the testbench {measured_cycles[i]}")
+            board.mismatches.append(problems[-1])
+            board.failed_images.append(i)
+        outcomes.append({"decision": outcome.decision, "first_spike_bin": outcome.first_spike_bin,
+                         "cycles": outcome.cycles, "events": outcome.events,
+                         "spikes": [{str(n): b for n, b in layer.items()} for layer in outcome.spikes],
+                         "model_cycles": int(plan.cycles(mode)[i]), "model_events": int(plan.events(mode)[i]),
+                         "model_layer_events": plan.layer_events(mode)[i].tolist()})
+    report = {"outcomes": outcomes, "mismatches": board.mismatches,
+              "failed_images": sorted(set(board.failed_images)), "stalled_cycles": 0, "aborts": 0,
+              "image_intervals": []} | (extra or {})
+    tmp = job["out"] + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(report, f)
+    os.replace(tmp, job["out"])
+    return report

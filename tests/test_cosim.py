@@ -139,3 +139,36 @@ def test_verilator_mnist_784_600_10_full_mode(tmp_path):
     assert [o.cycles for o in result.outcomes] == result.model_cycles.tolist()
     ref = reference.run(network, images)
     assert sum(len(o.spikes[0]) for o in result.outcomes) == int((ref.spikes[0] < 256).sum())
+
+
+@pytest.mark.parametrize("mode", ["full", "early"])
+def test_preloaded_harness_in_shards_agrees_with_the_reference_and_the_testbench(tmp_path, mode):
+    """The fast path (images in a Verilog memory, results and spikes logged by the simulator, 2 shards in
+    parallel) checks the same things as the cocotb testbench and reports the same outcomes."""
+    rng = np.random.default_rng(21 if mode == "full" else 22)
+    network, pixels = _joined_random_case(rng)
+    artifact = _artifact(tmp_path, network)
+    lanes = [int(rng.integers(1, layer.n_out + 1)) for layer in network.layers]
+    fast = cosimulate(artifact.path, pixels, simulator="icarus", mode=mode, lanes=lanes, preload=True, shards=2,
+                      work_dir=tmp_path / "fast", waves_on_failure=0)
+    assert not fast.mismatches, "\n".join(fast.mismatches[:10])
+    slow = cosimulate(artifact.path, pixels, simulator="icarus", mode=mode, lanes=lanes,
+                      work_dir=tmp_path / "slow", waves_on_failure=0)
+    assert fast.outcomes == slow.outcomes and len(fast.outcomes) == len(pixels)
+    assert fast.image_intervals and len(fast.image_intervals) == len(pixels) - 2  # one per shard boundary less
+
+
+def test_preloaded_harness_catches_a_core_that_disagrees(tmp_path):
+    """The harness's log is checked against the artifact given, so a core built from another network fails."""
+    rng = np.random.default_rng(23)
+    network, pixels = _joined_random_case(rng)
+    other = random_network(network.sizes, np.random.default_rng(99), input_shape=network.input_shape,
+                           threshold_range=(1, 4))
+    from bs4nn.hw.config import CoreConfig
+    from bs4nn.hw.verilog import write_core
+    from bs4nn.sim.preload import run_preloaded
+
+    core_dir = write_core(CoreConfig(other, lanes="max", mode="full"), tmp_path / "core", model_id="0" * 64)
+    reports = run_preloaded(core_dir, pixels, _artifact(tmp_path, network).path, tmp_path / "work",
+                            simulator="icarus", shards=1)
+    assert reports[0]["mismatches"] and reports[0]["failed_images"]
