@@ -4,6 +4,7 @@
 #                       core on a few test images, on the bundled scikit-learn digits (offline, ~1 minute)
 #   make test         the test suite
 #   make train export eval DATASET=mnist DATA_DIR=/path/to/datasets
+#   make sim-full     the whole test split bit for bit under Verilator (preloaded images, SHARDS processes)
 #   make sim          co-simulate the core (Icarus; SIMULATOR=verilator) on SIM_LIMIT test images, bit for bit
 #   make traces       latency traces of several core configurations (cycles per image, plots)
 #   make hdl          the Verilog of the core (RUN_DIR/core)
@@ -64,7 +65,7 @@ TRAIN_ARGS = --dataset $(DATASET) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(EPOC
 SHARED_DATA := $(wildcard ../shared/datasets)
 TEST_ENV = $(if $(and $(SHARED_DATA),$(if $(BS4NN_DATA),,x)),BS4NN_DATA=$(abspath $(SHARED_DATA)))
 
-.PHONY: all setup system-packages train export eval hdl sim traces bitstream bench models test clean distclean
+.PHONY: all setup system-packages train export eval hdl sim sim-full traces bitstream bench models test clean distclean
 
 all: $(STAMP)
 	$(MAKE) --no-print-directory train export eval sim SIM_LIMIT=10
@@ -112,6 +113,12 @@ hdl: $(STAMP)
 sim: $(STAMP)
 	$(BS4NN) sim --model $(MODEL) --dataset $(DATASET) --split test --limit $(SIM_LIMIT) --simulator $(SIMULATOR) \
 	  --mode $(MODE) --lanes $(LANES) --trace $(RUN_DIR)/hw_trace.npz $(DATA_ARGS)
+
+# the whole test split under Verilator, images preloaded into the simulator, SHARDS parallel processes
+SHARDS ?= 2
+sim-full: $(STAMP)
+	$(BS4NN) sim --model $(MODEL) --dataset $(DATASET) --split test --simulator verilator --preload --shards $(SHARDS) \
+	  --mode $(MODE) --lanes $(LANES) --trace $(RUN_DIR)/hw_trace_full.npz $(DATA_ARGS)
 
 traces: $(STAMP)
 	$(BS4NN) trace --model $(MODEL) --dataset $(DATASET) --split test --limit $(SIM_LIMIT) --simulator $(SIMULATOR) \
