@@ -86,9 +86,11 @@ def write_report(traces: list[Trace], out_dir, raster_image: int = 0) -> dict:
         os.replace(tmp, out_dir / name)
     plot_latency_histogram(traces, out_dir / "latency_histogram.png")
     plot_cycles_vs_events(traces, out_dir / "cycles_vs_events.png")
+    plot_cycles_vs_first_spike(traces, out_dir / "cycles_vs_first_spike_bin.png")
     plot_hardware_vs_model(traces, out_dir / "hardware_vs_model.png")
     plot_raster(traces[0], raster_image, out_dir / f"raster_image{raster_image}.png")
     return {"summary": rows, "files": sorted(files) + ["latency_histogram.png", "cycles_vs_events.png",
+                                                        "cycles_vs_first_spike_bin.png",
                                                         "hardware_vs_model.png", f"raster_image{raster_image}.png"]}
 
 
@@ -121,6 +123,15 @@ def plot_cycles_vs_events(traces: list[Trace], path) -> None:
         if "events" in t.table:
             ax.scatter(t.table["events"], t.cycles, s=6, alpha=0.6, label=t.name)
     _finish(fig, ax, path, "events integrated before the decision", "cycles per image", "cycles against events")
+
+
+def plot_cycles_vs_first_spike(traces: list[Trace], path) -> None:
+    """Cycles per image against its first output spike bin t* (no-spike images at 256)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for t in traces:
+        ax.scatter(t.dump.first_spike_bin, t.cycles, s=6, alpha=0.6, label=t.name)
+    _finish(fig, ax, path, "first output spike bin t* (256: none)", "cycles per image",
+            "cycles against the first output spike")
 
 
 def plot_hardware_vs_model(traces: list[Trace], path) -> None:

@@ -62,7 +62,8 @@ def test_sim_is_bit_exact_and_writes_a_trace(tmp_path, capsys, digits_model):
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary[0]["images"] == 6 and summary[0]["model_agrees"] == 6
     assert summary[0]["cycles_max"] == int(dump.cycles.max())
-    for name in ("latency_histogram.png", "cycles_vs_events.png", "hardware_vs_model.png", "raster_image0.png"):
+    for name in ("latency_histogram.png", "cycles_vs_events.png", "cycles_vs_first_spike_bin.png",
+                 "hardware_vs_model.png", "raster_image0.png"):
         assert (tmp_path / "report" / name).stat().st_size > 1000
 
 
