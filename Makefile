@@ -33,13 +33,10 @@ SYSTEM_PACKAGES ?= iverilog:iverilog tclsh:tcl
 
 # ---------------------------------------------------------------- run settings
 DATASET ?= digits
-EPOCHS_digits := 30
-EPOCHS_mnist := 30
-EPOCHS_fashion-mnist := 30
 HIDDEN_digits := 100
 HIDDEN_mnist := 600
 HIDDEN_fashion-mnist := 600
-EPOCHS ?= $(EPOCHS_$(DATASET))
+EPOCHS ?=
 HIDDEN ?= $(HIDDEN_$(DATASET))
 SEED ?= 0
 RULE ?=

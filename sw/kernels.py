@@ -243,3 +243,41 @@ def adam_update(w, g, m, v, lr, beta1, beta2, eps, bias1, bias2_sqrt, lo, hi):
         v[i] = vi
         wi = w[i] - step * mi / (np.sqrt(vi) * inv_b2 + eps)
         w[i] = min(max(wi, lo), hi)
+
+
+@numba.njit(cache=True, parallel=True)
+def warped_bins(images, matrices, out):
+    """Input spike bins 255 - p of images resampled through affine maps, bilinear, zero outside.
+
+    images: uint8 (N, h, w); matrices: float32 (N, 2, 3), mapping an output pixel (r, c), taken relative
+    to the image centre, to its source point: (r_src, c_src) = M[:, :2] @ (r - cy, c - cx) + M[:, 2] +
+    (cy, cx); out: int16 (N, h * w). The sampled intensity is rounded half up to 0 .. 255."""
+    n, h, w = images.shape
+    cy = (h - 1) * 0.5
+    cx = (w - 1) * 0.5
+    for b in numba.prange(n):
+        m = matrices[b]
+        for r in range(h):
+            for c in range(w):
+                y = r - cy
+                x = c - cx
+                sy = m[0, 0] * y + m[0, 1] * x + m[0, 2] + cy
+                sx = m[1, 0] * y + m[1, 1] * x + m[1, 2] + cx
+                y0 = int(np.floor(sy))
+                x0 = int(np.floor(sx))
+                fy = sy - y0
+                fx = sx - x0
+                acc = 0.0
+                for dy in range(2):
+                    yy = y0 + dy
+                    if yy < 0 or yy >= h:
+                        continue
+                    wy = fy if dy else 1.0 - fy
+                    for dx in range(2):
+                        xx = x0 + dx
+                        if xx < 0 or xx >= w:
+                            continue
+                        wx = fx if dx else 1.0 - fx
+                        acc += wy * wx * images[b, yy, xx]
+                p = min(255, int(acc + 0.5))
+                out[b, r * w + c] = _T_MAX - 1 - np.int16(p)

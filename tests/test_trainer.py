@@ -359,3 +359,37 @@ def test_clipped_adam_is_torch_adam_then_clamp():
     again.load_state_dict(opt.state_dict())
     assert float(again.state[ours[0]]["step"]) == 25
     assert torch.equal(again.state[ours[0]]["exp_avg"], opt.state[ours[0]]["exp_avg"])
+
+
+def test_affine_warp_resamples_exactly_and_reproducibly():
+    """`kernels.warped_bins`: the identity map gives t = 255 - p, an integer offset gives the shifted image
+    (zero filled), a half-pixel offset the rounded average of two neighbours; `augmented_input_bins` with
+    rotate / scale draws its maps from the generator (same seed, same bins) and falls back to the integer
+    shifts without them."""
+    from bs4nn.sw import kernels
+
+    images = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (6, 7, 9)).astype(np.uint8))
+    plain = 255 - images.reshape(6, -1).to(torch.int16)
+    maps = torch.zeros(6, 2, 3)
+    maps[:, 0, 0] = maps[:, 1, 1] = 1.0
+    out = np.empty((6, 63), np.int16)
+    kernels.warped_bins(images.numpy(), maps.numpy(), out)
+    assert torch.equal(torch.from_numpy(out), plain)
+    maps[:, 0, 2], maps[:, 1, 2] = 2.0, -1.0  # output (r, c) samples source (r + 2, c - 1)
+    kernels.warped_bins(images.numpy(), maps.numpy(), out)
+    want = np.zeros((6, 7, 9), np.int64)
+    want[:, :5, 1:] = images.numpy()[:, 2:, :8]
+    assert (out == 255 - want.reshape(6, -1)).all()
+    maps[:, 0, 2], maps[:, 1, 2] = 0.0, 0.5
+    kernels.warped_bins(images.numpy(), maps.numpy(), out)
+    src = images.numpy().astype(np.int64)
+    half = np.zeros((6, 7, 9), np.int64)
+    half[:, :, :8] = (src[:, :, :8] + src[:, :, 1:] + 1) // 2
+    half[:, :, 8] = (src[:, :, 8] + 1) // 2
+    assert (out == 255 - half.reshape(6, -1)).all()
+    config = training.TrainConfig(dataset="mnist", shift=1, rotate=8.0, scale=0.1)
+    a = training.augmented_input_bins(images, config, torch.Generator().manual_seed(3))
+    b = training.augmented_input_bins(images, config, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and not torch.equal(a, plain)
+    shifted = training.augmented_input_bins(images, training.TrainConfig(shift=1), torch.Generator().manual_seed(3))
+    assert torch.equal(shifted, training.shifted_input_bins(images, 1, torch.Generator().manual_seed(3)))
