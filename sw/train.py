@@ -35,10 +35,10 @@ RULES = ("decision", "s4nn")
 # Fashion-MNIST's bright, filled silhouettes fire many inputs early: a higher hidden threshold, a larger logit
 # scale (later, better-informed decisions) and no shifts (the garments are centred) did better there.
 # MNIST: small affine warps (rotation +-5 degrees, zoom +-5 %) and 60 epochs; Fashion-MNIST: a wider surrogate
-# (half-width 12: its potentials spread wider), each worth several tenths of a point (docs/training.md, section 8).
+# (half-width 24: its potentials spread wider), each worth several tenths of a point (docs/training.md, section 8).
 DATASET_DEFAULTS = {
     "mnist": {"logit_scale": 0.3, "ema": 0.999, "shift": 1, "rotate": 5.0, "scale": 0.05, "epochs": 60},
-    "fashion-mnist": {"logit_scale": 1.0, "ema": 0.999, "shift": 0, "hidden_threshold": 40.0, "surrogate_width": 12.0},
+    "fashion-mnist": {"logit_scale": 1.0, "ema": 0.999, "shift": 0, "hidden_threshold": 40.0, "surrogate_width": 24.0},
 }
 
 
