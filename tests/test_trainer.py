@@ -196,20 +196,29 @@ def test_training_learns_and_export_matches_the_model(tmp_path):
     assert strict == [m for m in result.metrics if m["epoch"] == meta["epoch"]][0]["test_strict"]
 
 
-def test_exported_epoch_is_chosen_on_validation_never_on_test(tmp_path, monkeypatch):
-    """Scores are faked so that validation prefers epoch 1 and the test split epoch 3: the checkpoint's best
-    (exported) network must be epoch 1's, the very network a run stopped after epoch 1 ends with."""
-    val, test = {1: 0.9, 2: 0.5, 3: 0.4}, {1: 0.1, 2: 0.2, 3: 0.95}
-    calls = []
-
+def _fake_scores(val, test, calls):
     def fake_evaluate(model, images, labels, input_shape):
         epoch, is_test = len(calls) // 2 + 1, len(calls) % 2 == 1  # train evaluates val, then test
         calls.append(len(labels))
         rate = (test if is_test else val)[epoch]
         return {"n": len(labels), "strict": rate, "lenient": rate, "first_spike": rate, "no_spike_rate": 0.0,
                 "median_first_spike_bin": 100.0}
+    return fake_evaluate
 
-    monkeypatch.setattr(training, "evaluate", fake_evaluate)
+
+def test_a_validation_tie_exports_the_later_epoch(tmp_path, monkeypatch):
+    """Epochs 1 and 2 tie on validation (epoch 3 is worse, the test split prefers epoch 1): epoch 2, trained
+    longer, is the exported one."""
+    monkeypatch.setattr(training, "evaluate", _fake_scores({1: 0.9, 2: 0.9, 3: 0.4}, {1: 0.95, 2: 0.1, 3: 0.2}, []))
+    train(TrainConfig(dataset="digits", hidden=(8,), epochs=3, seed=1), tmp_path, progress=False)
+    assert load_network(tmp_path / "checkpoint.pt")[1]["epoch"] == 2
+
+
+def test_exported_epoch_is_chosen_on_validation_never_on_test(tmp_path, monkeypatch):
+    """Scores are faked so that validation prefers epoch 1 and the test split epoch 3: the checkpoint's best
+    (exported) network must be epoch 1's, the very network a run stopped after epoch 1 ends with."""
+    calls = []
+    monkeypatch.setattr(training, "evaluate", _fake_scores({1: 0.9, 2: 0.5, 3: 0.4}, {1: 0.1, 2: 0.2, 3: 0.95}, calls))
     config = TrainConfig(dataset="digits", hidden=(8,), epochs=3, seed=1)
     train(config, tmp_path / "full", progress=False)
     assert calls == [120, 360] * 3  # 1437 training images: round(1437 / 12) held out; 360 test images
