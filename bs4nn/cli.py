@@ -384,7 +384,7 @@ def _train_config_options(p) -> None:
         default = None if f.default is MISSING else f.default
         note = ("per rule and dataset" if default is None else f"{default:.6g}" if isinstance(default, float)
                 else repr(default))
-        if annotation == "bool":
+        if annotation.startswith("bool"):
             group.add_argument(option, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=f"(default: {note})")
         else:

@@ -208,11 +208,13 @@ def signs_int8(weights, out):
 
 
 @numba.njit(cache=True, parallel=True)
-def shifted_bins(images, dy, dx, shift, out):
-    """Input spike bins 255 - p of images translated by (dy[n] - shift, dx[n] - shift), zero filled.
+def shifted_bins(images, dy, dx, shift, mirror, out):
+    """Input spike bins 255 - p of images translated by (dy[n] - shift, dx[n] - shift), zero filled, and
+    mirrored left-right where mirror[n] is set.
 
-    images: uint8 (N, h, w); dy, dx: int64 (N,) in 0 .. 2 * shift; out: int16 (N, h * w). Pixel (r, c) of
-    the result is pixel (r + dy - shift, c + dx - shift) of the image, or 0 (bin 255) outside it."""
+    images: uint8 (N, h, w); dy, dx: int64 (N,) in 0 .. 2 * shift; mirror: bool (N,); out: int16 (N, h * w).
+    Pixel (r, c) of the result is pixel (r + dy - shift, c' + dx - shift) of the image, with c' = w - 1 - c
+    when mirrored and c otherwise, or 0 (bin 255) outside it."""
     n, h, w = images.shape
     for b in numba.prange(n):
         oy = dy[b] - shift
@@ -220,7 +222,7 @@ def shifted_bins(images, dy, dx, shift, out):
         for r in range(h):
             rr = r + oy
             for c in range(w):
-                cc = c + ox
+                cc = (w - 1 - c if mirror[b] else c) + ox
                 p = images[b, rr, cc] if (0 <= rr < h and 0 <= cc < w) else 0
                 out[b, r * w + c] = _T_MAX - 1 - np.int16(p)
 

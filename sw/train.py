@@ -56,6 +56,7 @@ class TrainConfig:
     lr_final: float | None = None  # decision: 1e-5 (cosine); s4nn: = lr
     val_fraction: float = 1 / 12  # held out from the training split to choose the exported epoch
     shift: int | None = None  # random +-shift pixel translations (decision: 1 on 28x28, 0 on small images)
+    flip: bool | None = None  # random left-right mirror images (garments are symmetric, digits are not)
     rotate: float | None = None  # random rotations of up to +-rotate degrees (with scale: affine warps, bilinear)
     scale: float | None = None  # random zoom 1 +- scale (decision: 5 degrees and 0.05 on MNIST, else 0)
     # rule "decision"
@@ -105,6 +106,7 @@ class TrainConfig:
             lr=pick(self.lr, 0.1 if s4nn else 1e-3),
             lr_final=pick(self.lr_final, pick(self.lr, 0.1) if s4nn else 1e-5),
             shift=pick(self.shift, tuned.get("shift", 0 if s4nn or small else 1)),
+            flip=pick(self.flip, tuned.get("flip", False)),
             rotate=pick(self.rotate, tuned.get("rotate", 0.0)),
             scale=pick(self.scale, tuned.get("scale", 0.0)),
             surrogate_width=pick(self.surrogate_width, tuned.get("surrogate_width", 4.0)),
@@ -169,21 +171,25 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     return float(config.lr_final + 0.5 * (config.lr - config.lr_final) * (1 + np.cos(np.pi * progress)))
 
 
-def shift_images(images: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each (h, w) image by a random offset in -shift .. shift on both axes, filling with 0."""
-    if shift == 0:
-        return images
+def shift_images(images: torch.Tensor, shift: int, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
+    """Translate each (h, w) image by a random offset in -shift .. shift on both axes, filling with 0; with
+    flip, mirror each one left-right with probability 1/2 (drawn after the offsets)."""
     n, h, w = images.shape
-    padded = F.pad(images, (shift, shift, shift, shift))
-    dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None].expand(n, h, w)
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :].expand(n, h, w)
-    return padded[torch.arange(n)[:, None, None], rows, cols]
+    if shift:
+        padded = F.pad(images, (shift, shift, shift, shift))
+        dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+        rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None].expand(n, h, w)
+        cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :].expand(n, h, w)
+        images = padded[torch.arange(n)[:, None, None], rows, cols]
+    if flip:
+        mirror = torch.rand(n, generator=generator) < 0.5
+        images = torch.where(mirror[:, None, None], images.flip(2), images)
+    return images
 
 
-def shifted_input_bins(images: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
-    """`shift_images` (the same random offsets from `generator`) fused with flattening and the input
+def shifted_input_bins(images: torch.Tensor, shift: int, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
+    """`shift_images` (the same random draws from `generator`) fused with flattening and the input
     coding: (B, h * w) int16 bins 255 - p, in one numba pass."""
     n, h, w = images.shape
     if shift:
@@ -191,30 +197,33 @@ def shifted_input_bins(images: torch.Tensor, shift: int, generator: torch.Genera
         dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
     else:
         dy = dx = torch.zeros(n, dtype=torch.int64)
+    mirror = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
     out = np.empty((n, h * w), np.int16)
-    kernels.shifted_bins(np.ascontiguousarray(images.numpy()), dy.numpy(), dx.numpy(), int(shift), out)
+    kernels.shifted_bins(np.ascontiguousarray(images.numpy()), dy.numpy(), dx.numpy(), int(shift), mirror.numpy(), out)
     return torch.from_numpy(out)
 
 
-def warp_matrices(n: int, shift: int, rotate: float, scale: float, generator: torch.Generator) -> torch.Tensor:
+def warp_matrices(n: int, shift: int, rotate: float, scale: float, generator: torch.Generator,
+                  flip: bool = False) -> torch.Tensor:
     """Random affine maps (n, 2, 3) float32 for `kernels.warped_bins`: integer offsets in -shift .. shift
     (drawn as in `shifted_input_bins`), a rotation uniform in +-rotate degrees and a zoom uniform in
-    1 +- scale, about the image centre."""
+    1 +- scale, about the image centre; with flip, a left-right mirror with probability 1/2 (drawn last)."""
     dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator) - shift
     dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator) - shift
     angle = (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * np.deg2rad(rotate)
     zoom = 1 + (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * scale
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom  # output -> source: the inverse map
-    rows = [torch.stack([cos, -sin, dy.double()], 1), torch.stack([sin, cos, dx.double()], 1)]
+    mirror = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0).double() if flip else torch.ones(n).double()
+    rows = [torch.stack([cos, -sin * mirror, dy.double()], 1), torch.stack([sin, cos * mirror, dx.double()], 1)]
     return torch.stack(rows, 1).float().contiguous()
 
 
 def augmented_input_bins(images: torch.Tensor, config, generator: torch.Generator) -> torch.Tensor:
-    """The training inputs of a batch: integer shifts by `shifted_input_bins`, or, with a rotation or zoom
-    configured, random affine warps (`warp_matrices`, bilinear resampling)."""
+    """The training inputs of a batch: integer shifts (and mirrors) by `shifted_input_bins`, or, with a
+    rotation or zoom configured, random affine warps (`warp_matrices`, bilinear resampling)."""
     if not (config.rotate or config.scale):
-        return shifted_input_bins(images, config.shift, generator)
-    matrices = warp_matrices(images.shape[0], config.shift, config.rotate, config.scale, generator)
+        return shifted_input_bins(images, config.shift, generator, bool(config.flip))
+    matrices = warp_matrices(images.shape[0], config.shift, config.rotate, config.scale, generator, bool(config.flip))
     out = np.empty((images.shape[0], images.shape[1] * images.shape[2]), np.int16)
     kernels.warped_bins(np.ascontiguousarray(images.numpy()), matrices.numpy(), out)
     return torch.from_numpy(out)

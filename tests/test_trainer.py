@@ -306,14 +306,20 @@ def test_fused_shift_and_coding_equals_shift_images_then_255_minus_p():
     images = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (40, 7, 9)).astype(np.uint8))
     images[0] = 255  # an all-white image shows the zero fill at the border
     for shift in (0, 1, 2):
-        a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-        want = 255 - training.shift_images(images, shift, a).reshape(40, -1).to(torch.int16)
-        got = training.shifted_input_bins(images, shift, b)
-        assert got.dtype == torch.int16
-        assert torch.equal(got, want), shift
-        assert torch.equal(a.get_state(), b.get_state())  # the same random draws
-        if shift:
-            assert (got[0] == 255).any() and (got[0] == 0).any()
+        for flip in (False, True):
+            a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+            want = 255 - training.shift_images(images, shift, a, flip).reshape(40, -1).to(torch.int16)
+            got = training.shifted_input_bins(images, shift, b, flip)
+            assert got.dtype == torch.int16
+            assert torch.equal(got, want), (shift, flip)
+            assert torch.equal(a.get_state(), b.get_state())  # the same random draws
+            if shift:
+                assert (got[0] == 255).any() and (got[0] == 0).any()
+    # mirrors: without a shift every image comes back as itself or as its mirror image, and both occur
+    out = 255 - training.shifted_input_bins(images, 0, torch.Generator().manual_seed(1), True).reshape(40, 7, 9)
+    same = (out == images.to(torch.int16)).flatten(1).all(1)
+    mirrored = (out == images.flip(2).to(torch.int16)).flatten(1).all(1)
+    assert bool((same | mirrored).all()) and 0 < int(mirrored.sum()) < 40 and 0 < int(same.sum()) < 40
 
 
 def test_sparse_first_layer_equals_dense_products():
@@ -402,3 +408,10 @@ def test_affine_warp_resamples_exactly_and_reproducibly():
     assert torch.equal(a, b) and not torch.equal(a, plain)
     shifted = training.augmented_input_bins(images, training.TrainConfig(shift=1), torch.Generator().manual_seed(3))
     assert torch.equal(shifted, training.shifted_input_bins(images, 1, torch.Generator().manual_seed(3)))
+    # a mirrored warp without rotation or zoom is the mirror image
+    mirrored = training.warp_matrices(6, 0, 0.0, 0.0, torch.Generator().manual_seed(2), flip=True)
+    kernels.warped_bins(images.numpy(), mirrored.numpy(), out)
+    flipped = mirrored[:, 1, 1] < 0
+    assert 0 < int(flipped.sum()) < 6
+    want = torch.where(flipped[:, None, None], images.flip(2), images).reshape(6, -1).to(torch.int16)
+    assert torch.equal(torch.from_numpy(out), 255 - want)
