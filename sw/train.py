@@ -35,10 +35,12 @@ RULES = ("decision", "s4nn")
 # Fashion-MNIST's bright, filled silhouettes fire many inputs early: a higher hidden threshold, a larger logit
 # scale (later, better-informed decisions) and no shifts (the garments are centred) did better there.
 # MNIST: small affine warps (rotation +-5 degrees, zoom +-5 %) and 60 epochs; Fashion-MNIST: a wider surrogate
-# (half-width 24: its potentials spread wider), each worth several tenths of a point (docs/training.md, section 8).
+# (half-width 24: its potentials spread wider), a larger margin and faster hidden thresholds, each worth several
+# tenths of a point (docs/training.md, section 8).
 DATASET_DEFAULTS = {
     "mnist": {"logit_scale": 0.3, "ema": 0.999, "shift": 1, "rotate": 5.0, "scale": 0.05, "epochs": 60},
-    "fashion-mnist": {"logit_scale": 1.0, "ema": 0.999, "shift": 0, "hidden_threshold": 40.0, "surrogate_width": 24.0},
+    "fashion-mnist": {"logit_scale": 1.0, "ema": 0.999, "shift": 0, "hidden_threshold": 40.0, "surrogate_width": 24.0,
+                      "margin": 8.0, "threshold_lr_scale": 100.0},
 }
 
 
@@ -61,14 +63,14 @@ class TrainConfig:
     scale: float | None = None  # random zoom 1 +- scale (decision: 5 degrees and 0.05 on MNIST, else 0)
     # rule "decision"
     logit_scale: float | None = None  # decision: 0.3 (fashion-mnist: 1.0)
-    margin: float = 4.0
+    margin: float | None = None  # decision: 4 (fashion-mnist: 8)
     fire_weight: float = 0.1
     output_threshold: int | None = None  # fixed integer; default round(0.1 * n_in of the output layer)
     hidden_threshold: float | None = None  # initial per-neuron hidden threshold; default 0.03 * n_in
     init_scale: float = 0.05
     init_positive: tuple[float, ...] = (0.65, 0.60)  # fraction of positive initial weights, per layer
     surrogate_width: float | None = None  # half-width of the triangle surrogate of "hidden neuron fired by b*"
-    threshold_lr_scale: float = 10.0  # hidden thresholds learn at this multiple of the weights' lr
+    threshold_lr_scale: float | None = None  # hidden thresholds learn at this multiple of the weights' lr (10; fashion-mnist: 100)
     ema: float | None = None  # decay per step of an exponential average of the latent parameters (0: off;
     # default 0.999 for "decision" on 28x28 images, else 0); when on, the averaged network is the one
     # evaluated, chosen and exported
@@ -102,6 +104,8 @@ class TrainConfig:
             epochs=pick(self.epochs, tuned.get("epochs", 30)),
             logit_scale=pick(self.logit_scale, tuned.get("logit_scale", 0.3)),
             ema=pick(self.ema, tuned.get("ema", 0.0)),
+            margin=pick(self.margin, tuned.get("margin", 4.0)),
+            threshold_lr_scale=pick(self.threshold_lr_scale, tuned.get("threshold_lr_scale", 10.0)),
             batch_size=pick(self.batch_size, 16 if s4nn or small else 64),
             lr=pick(self.lr, 0.1 if s4nn else 1e-3),
             lr_final=pick(self.lr_final, pick(self.lr, 0.1) if s4nn else 1e-5),
