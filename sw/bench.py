@@ -38,7 +38,7 @@ def bench_training(dataset, batches: int = 150, seed: int = 0, config=None) -> d
     indexing (data loading), shift and input coding, exact forward, backward, update, threshold refresh."""
     import torch
 
-    from .train import TrainConfig, build_model, make_optimizer, train_step
+    from .train import TrainConfig, build_model, make_optimizer, step_threads, train_step
 
     n_in = int(np.prod(dataset.images.shape[1:]))
     config = config or TrainConfig(dataset=dataset.name, hidden=(600,), seed=seed)
@@ -56,14 +56,15 @@ def bench_training(dataset, batches: int = 150, seed: int = 0, config=None) -> d
             idx = order[s * batch_size : (s + 1) * batch_size]
             train_step(model, optimizer, config, images[idx], labels[idx], generator)
 
-    steps(5)  # numba compilation / cache load
-    rates = []
-    for _ in range(3):  # best of three: the machine may be shared
-        began = time.perf_counter()
-        steps(batches)
-        rates.append(batches * batch_size / (time.perf_counter() - began))
+    with step_threads() as threads:  # the training loop's thread count
+        steps(5)  # numba compilation / cache load
+        rates = []
+        for _ in range(3):  # best of three: the machine may be shared
+            began = time.perf_counter()
+            steps(batches)
+            rates.append(batches * batch_size / (time.perf_counter() - began))
     return {"train_samples_per_s": max(rates), "train_samples_per_s_runs": rates, "train_batch_size": batch_size,
-            "train_batches": batches, "torch_threads": torch.get_num_threads()}
+            "train_batches": batches, "train_threads": threads, "torch_threads": torch.get_num_threads()}
 
 
 def time_to_accuracy(dataset_name: str, data_dir, out_dir, target: float = 0.97, max_epochs: int | None = None,

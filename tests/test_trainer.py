@@ -415,3 +415,22 @@ def test_affine_warp_resamples_exactly_and_reproducibly():
     assert 0 < int(flipped.sum()) < 6
     want = torch.where(flipped[:, None, None], images.flip(2), images).reshape(6, -1).to(torch.int16)
     assert torch.equal(torch.from_numpy(out), 255 - want)
+
+
+def test_training_steps_run_on_the_configured_threads_and_restore_them(monkeypatch):
+    """step_threads: one thread by default (torch and numba), $BS4NN_TRAIN_THREADS otherwise, the previous
+    counts restored afterwards; a value that is not a positive number is refused by name."""
+    import numba
+
+    before = torch.get_num_threads(), numba.get_num_threads()
+    monkeypatch.delenv(training.TRAIN_THREADS_ENV, raising=False)
+    with training.step_threads() as n:
+        assert n == 1 and torch.get_num_threads() == 1 and numba.get_num_threads() == 1
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before
+    monkeypatch.setenv(training.TRAIN_THREADS_ENV, "2")
+    with training.step_threads() as n:
+        assert n == min(2, numba.config.NUMBA_NUM_THREADS) == numba.get_num_threads()
+    monkeypatch.setenv(training.TRAIN_THREADS_ENV, "zero")
+    with pytest.raises(ValueError, match="BS4NN_TRAIN_THREADS"):
+        with training.step_threads():
+            pass
