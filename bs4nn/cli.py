@@ -421,7 +421,8 @@ def build_parser(train_options: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=_int_list, action="append", metavar="N[,N...]", default=argparse.SUPPRESS,
                    help="hidden layer size(s), repeatable or comma-separated (default: 100 for digits, "
                         "600 for mnist and fashion-mnist)")
-    p.add_argument("--epochs", type=_positive_int, metavar="N", default=argparse.SUPPRESS, help="epochs, also the length of the lr schedule (default: 60 on MNIST, 30 otherwise)")
+    p.add_argument("--epochs", type=_positive_int, metavar="N", default=argparse.SUPPRESS,
+                   help="epochs, also the length of the lr schedule (default: 60 on MNIST, 30 otherwise)")
     p.add_argument("--batch-size", dest="batch_size", type=_positive_int, metavar="N", default=argparse.SUPPRESS,
                    help="mini-batch size (default: per rule and dataset)")
     p.add_argument("--rule", type=_nonempty, default=argparse.SUPPRESS,
