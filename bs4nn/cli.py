@@ -414,8 +414,8 @@ def build_parser(train_options: bool = False) -> argparse.ArgumentParser:
         description="Train a BS4NN network with the exact integer forward pass. Writes OUT/checkpoint.pt (last "
                     "and best-validation epoch), OUT/metrics.json and OUT/accuracy.png.",
         epilog="Example:\n"
-               "  bs4nn train --dataset mnist --hidden 600 --epochs 30 --seed 0 --out runs/mnist --data-dir ~/data\n"
-               "  bs4nn train --out runs/mnist --epochs 40 --resume   # continue the same run up to epoch 40")
+               "  bs4nn train --dataset mnist --hidden 600 --seed 0 --out runs/mnist --data-dir ~/data\n"
+               "  bs4nn train --out runs/mnist --epochs 80 --resume   # continue the same run up to epoch 80")
     p.add_argument("--dataset", choices=DATASETS, default=argparse.SUPPRESS,
                    help="training dataset (default: digits)")
     p.add_argument("--hidden", type=_int_list, action="append", metavar="N[,N...]", default=argparse.SUPPRESS,
