@@ -248,23 +248,26 @@ def adam_update(w, g, m, v, lr, beta1, beta2, eps, bias1, bias2_sqrt, lo, hi):
 
 
 @numba.njit(cache=True, parallel=True)
-def warped_bins(images, matrices, out):
-    """Input spike bins 255 - p of images resampled through affine maps, bilinear, zero outside.
+def warped_bins(images, matrices, fields, field_of, out):
+    """Input spike bins 255 - p of images resampled through affine maps plus displacement fields, bilinear,
+    zero outside.
 
     images: uint8 (N, h, w); matrices: float32 (N, 2, 3), mapping an output pixel (r, c), taken relative
     to the image centre, to its source point: (r_src, c_src) = M[:, :2] @ (r - cy, c - cx) + M[:, 2] +
-    (cy, cx); out: int16 (N, h * w). The sampled intensity is rounded half up to 0 .. 255."""
+    (cy, cx) + fields[field_of[n], :, r, c]; fields: float32 (K, 2, h, w) (all zero: a plain affine warp);
+    field_of: int64 (N,); out: int16 (N, h * w). The sampled intensity is rounded half up to 0 .. 255."""
     n, h, w = images.shape
     cy = (h - 1) * 0.5
     cx = (w - 1) * 0.5
     for b in numba.prange(n):
         m = matrices[b]
+        f = fields[field_of[b]]
         for r in range(h):
             for c in range(w):
                 y = r - cy
                 x = c - cx
-                sy = m[0, 0] * y + m[0, 1] * x + m[0, 2] + cy
-                sx = m[1, 0] * y + m[1, 1] * x + m[1, 2] + cx
+                sy = m[0, 0] * y + m[0, 1] * x + m[0, 2] + cy + f[0, r, c]
+                sx = m[1, 0] * y + m[1, 1] * x + m[1, 2] + cx + f[1, r, c]
                 y0 = int(np.floor(sy))
                 x0 = int(np.floor(sx))
                 fy = sy - y0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import os
 import time
@@ -61,6 +62,7 @@ class TrainConfig:
     shift: int | None = None  # random +-shift pixel translations (decision: 1 on 28x28, 0 on small images)
     flip: bool | None = None  # random left-right mirror images (garments are symmetric, digits are not)
     rotate: float | None = None  # random rotations of up to +-rotate degrees (with scale: affine warps, bilinear)
+    elastic: float | None = None  # strength alpha (pixels) of elastic distortions, smoothed random fields (0: off)
     scale: float | None = None  # random zoom 1 +- scale (decision: 5 degrees and 0.05 on MNIST, else 0)
     # rule "decision"
     logit_scale: float | None = None  # decision: 0.3 (fashion-mnist: 1.0)
@@ -114,6 +116,7 @@ class TrainConfig:
             flip=pick(self.flip, tuned.get("flip", False)),
             rotate=pick(self.rotate, tuned.get("rotate", 0.0)),
             scale=pick(self.scale, tuned.get("scale", 0.0)),
+            elastic=pick(self.elastic, tuned.get("elastic", 0.0)),
             surrogate_width=pick(self.surrogate_width, tuned.get("surrogate_width", 4.0)),
             output_threshold=pick(self.output_threshold, max(1, round((0.3 if small else 0.1) * sizes[-2]))),
             hidden_threshold=pick(self.hidden_threshold, tuned.get("hidden_threshold", max(1.0, (0.125 if small else 0.03) * input_pixels))),
@@ -223,14 +226,39 @@ def warp_matrices(n: int, shift: int, rotate: float, scale: float, generator: to
     return torch.stack(rows, 1).float().contiguous()
 
 
+ELASTIC_SIGMA = 4.0  # pixels: the smoothing of the random displacement fields (Simard et al. 2003)
+ELASTIC_FIELDS = 2048  # fields in a run's bank
+
+
+@functools.lru_cache(maxsize=4)
+def elastic_fields(alpha: float, h: int, w: int, seed: int) -> np.ndarray:
+    """A seeded bank (ELASTIC_FIELDS, 2, h, w) float32 of smooth random displacements in pixels: uniform
+    noise in -1 .. 1, Gaussian-smoothed (sigma ELASTIC_SIGMA), times alpha. alpha 0: one zero field."""
+    if not alpha:
+        return np.zeros((1, 2, h, w), np.float32)
+    generator = torch.Generator().manual_seed(seed + 3571)
+    noise = torch.rand((ELASTIC_FIELDS * 2, 1, h, w), generator=generator) * 2 - 1
+    radius = int(3 * ELASTIC_SIGMA)
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / ELASTIC_SIGMA) ** 2)
+    taps = taps / taps.sum()
+    smooth = F.conv2d(F.pad(noise, (radius, radius, 0, 0)), taps.view(1, 1, 1, -1))
+    smooth = F.conv2d(F.pad(smooth, (0, 0, radius, radius)), taps.view(1, 1, -1, 1))
+    return (alpha * smooth).reshape(ELASTIC_FIELDS, 2, h, w).numpy().astype(np.float32)
+
+
 def augmented_input_bins(images: torch.Tensor, config, generator: torch.Generator) -> torch.Tensor:
     """The training inputs of a batch: integer shifts (and mirrors) by `shifted_input_bins`, or, with a
-    rotation or zoom configured, random affine warps (`warp_matrices`, bilinear resampling)."""
-    if not (config.rotate or config.scale):
+    rotation, zoom or elastic distortion configured, random warps (`warp_matrices` plus a field of the run's
+    `elastic_fields` bank, drawn last; bilinear resampling)."""
+    elastic = config.elastic or 0.0
+    if not (config.rotate or config.scale or elastic):
         return shifted_input_bins(images, config.shift, generator, bool(config.flip))
-    matrices = warp_matrices(images.shape[0], config.shift, config.rotate, config.scale, generator, bool(config.flip))
-    out = np.empty((images.shape[0], images.shape[1] * images.shape[2]), np.int16)
-    kernels.warped_bins(np.ascontiguousarray(images.numpy()), matrices.numpy(), out)
+    n, h, w = images.shape
+    matrices = warp_matrices(n, config.shift, config.rotate, config.scale, generator, bool(config.flip))
+    fields = elastic_fields(float(elastic), h, w, int(config.seed))
+    field_of = torch.randint(0, len(fields), (n,), generator=generator) if elastic else torch.zeros(n, dtype=torch.int64)
+    out = np.empty((n, h * w), np.int16)
+    kernels.warped_bins(np.ascontiguousarray(images.numpy()), matrices.numpy(), fields, field_of.numpy(), out)
     return torch.from_numpy(out)
 
 

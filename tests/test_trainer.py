@@ -388,15 +388,15 @@ def test_affine_warp_resamples_exactly_and_reproducibly():
     maps = torch.zeros(6, 2, 3)
     maps[:, 0, 0] = maps[:, 1, 1] = 1.0
     out = np.empty((6, 63), np.int16)
-    kernels.warped_bins(images.numpy(), maps.numpy(), out)
+    kernels.warped_bins(images.numpy(), maps.numpy(), np.zeros((1, 2, 7, 9), np.float32), np.zeros(6, np.int64), out)
     assert torch.equal(torch.from_numpy(out), plain)
     maps[:, 0, 2], maps[:, 1, 2] = 2.0, -1.0  # output (r, c) samples source (r + 2, c - 1)
-    kernels.warped_bins(images.numpy(), maps.numpy(), out)
+    kernels.warped_bins(images.numpy(), maps.numpy(), np.zeros((1, 2, 7, 9), np.float32), np.zeros(6, np.int64), out)
     want = np.zeros((6, 7, 9), np.int64)
     want[:, :5, 1:] = images.numpy()[:, 2:, :8]
     assert (out == 255 - want.reshape(6, -1)).all()
     maps[:, 0, 2], maps[:, 1, 2] = 0.0, 0.5
-    kernels.warped_bins(images.numpy(), maps.numpy(), out)
+    kernels.warped_bins(images.numpy(), maps.numpy(), np.zeros((1, 2, 7, 9), np.float32), np.zeros(6, np.int64), out)
     src = images.numpy().astype(np.int64)
     half = np.zeros((6, 7, 9), np.int64)
     half[:, :, :8] = (src[:, :, :8] + src[:, :, 1:] + 1) // 2
@@ -410,7 +410,7 @@ def test_affine_warp_resamples_exactly_and_reproducibly():
     assert torch.equal(shifted, training.shifted_input_bins(images, 1, torch.Generator().manual_seed(3)))
     # a mirrored warp without rotation or zoom is the mirror image
     mirrored = training.warp_matrices(6, 0, 0.0, 0.0, torch.Generator().manual_seed(2), flip=True)
-    kernels.warped_bins(images.numpy(), mirrored.numpy(), out)
+    kernels.warped_bins(images.numpy(), mirrored.numpy(), np.zeros((1, 2, 7, 9), np.float32), np.zeros(6, np.int64), out)
     flipped = mirrored[:, 1, 1] < 0
     assert 0 < int(flipped.sum()) < 6
     want = torch.where(flipped[:, None, None], images.flip(2), images).reshape(6, -1).to(torch.int16)
@@ -434,3 +434,29 @@ def test_training_steps_run_on_the_configured_threads_and_restore_them(monkeypat
     with pytest.raises(ValueError, match="BS4NN_TRAIN_THREADS"):
         with training.step_threads():
             pass
+
+
+def test_elastic_fields_are_seeded_smooth_displacements_the_warp_applies():
+    """elastic_fields: alpha 0 is one zero field; otherwise a seeded bank of smooth fields (neighbouring
+    displacements nearly equal, strength proportional to alpha). warped_bins adds the field to the source
+    point: a constant field of (2, -1) is the integer shift."""
+    from bs4nn.sw import kernels
+
+    assert not training.elastic_fields(0.0, 7, 9, 0).any()
+    bank = training.elastic_fields(10.0, 28, 28, 0)
+    assert bank.shape == (training.ELASTIC_FIELDS, 2, 28, 28) and bank.dtype == np.float32
+    np.testing.assert_array_equal(bank, training.elastic_fields.__wrapped__(10.0, 28, 28, 0))
+    assert not np.array_equal(bank, training.elastic_fields.__wrapped__(10.0, 28, 28, 1))
+    np.testing.assert_allclose(training.elastic_fields.__wrapped__(20.0, 28, 28, 0), 2 * bank, rtol=1e-5, atol=1e-6)
+    step = np.abs(np.diff(bank, axis=3)).mean()
+    assert step < 0.25 * bank.std()  # smooth: far smaller changes from pixel to pixel than across the field
+    images = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (6, 7, 9)).astype(np.uint8))
+    identity = torch.zeros(6, 2, 3)
+    identity[:, 0, 0] = identity[:, 1, 1] = 1.0
+    constant = np.zeros((1, 2, 7, 9), np.float32)
+    constant[0, 0], constant[0, 1] = 2.0, -1.0
+    out = np.empty((6, 63), np.int16)
+    kernels.warped_bins(images.numpy(), identity.numpy(), constant, np.zeros(6, np.int64), out)
+    want = np.zeros((6, 7, 9), np.int64)
+    want[:, :5, 1:] = images.numpy()[:, 2:, :8]
+    assert (out == 255 - want.reshape(6, -1)).all()
