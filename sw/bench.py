@@ -89,10 +89,7 @@ def time_to_accuracy(dataset_name: str, data_dir, out_dir, target: float = 0.97,
                       "test_strict": entry["test_strict"], "test_lenient": entry["test_lenient"],
                       "samples_per_s": entry["samples_per_s"]})
     reached = next((c for c in curve if c["test_strict"] >= target), None)
-    from .train import config_from_state, load_checkpoint
-
-    planned = config_from_state(load_checkpoint(result.checkpoint)).epochs  # the resolved schedule length
-    return {"target_strict": target, "epochs_planned": planned,
+    return {"target_strict": target, "epochs_planned": result.config.epochs,
             "time_to_target_train_s": reached["train_seconds"] if reached else None,
             "time_to_target_wall_s": reached["wall_seconds"] if reached else None,
             "time_to_target_epoch": reached["epoch"] if reached else None,

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -62,8 +63,8 @@ class TrainConfig:
     shift: int | None = None  # random +-shift pixel translations (decision: 1 on 28x28, 0 on small images)
     flip: bool | None = None  # random left-right mirror images (garments are symmetric, digits are not)
     rotate: float | None = None  # random rotations of up to +-rotate degrees (with scale: affine warps, bilinear)
-    elastic: float | None = None  # strength alpha (pixels) of elastic distortions, smoothed random fields (0: off)
     scale: float | None = None  # random zoom 1 +- scale (decision: 5 degrees and 0.05 on MNIST, else 0)
+    elastic: float | None = None  # strength alpha (pixels) of elastic distortions, smoothed random fields (0: off)
     # rule "decision"
     logit_scale: float | None = None  # decision: 0.3 (fashion-mnist: 1.0)
     margin: float | None = None  # decision: 4 (fashion-mnist: 8)
@@ -127,6 +128,7 @@ class TrainConfig:
 class TrainResult:
     checkpoint: Path
     metrics: list[dict] = field(default_factory=list)
+    config: TrainConfig | None = None  # as resolved (or restored on resume) and trained
 
 
 def split_train_val(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -179,14 +181,20 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     return float(config.lr_final + 0.5 * (config.lr - config.lr_final) * (1 + np.cos(np.pi * progress)))
 
 
+def random_offsets(n: int, shift: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image integer offsets (dy, dx), each uniform in 0 .. 2 * shift (dy drawn first)."""
+    dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+    return dy, dx
+
+
 def shift_images(images: torch.Tensor, shift: int, generator: torch.Generator, flip: bool = False) -> torch.Tensor:
     """Translate each (h, w) image by a random offset in -shift .. shift on both axes, filling with 0; with
     flip, mirror each one left-right with probability 1/2 (drawn after the offsets)."""
     n, h, w = images.shape
     if shift:
         padded = F.pad(images, (shift, shift, shift, shift))
-        dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
-        dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
+        dy, dx = random_offsets(n, shift, generator)
         rows = (dy[:, None] + torch.arange(h)[None, :])[:, :, None].expand(n, h, w)
         cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, :].expand(n, h, w)
         images = padded[torch.arange(n)[:, None, None], rows, cols]
@@ -200,11 +208,7 @@ def shifted_input_bins(images: torch.Tensor, shift: int, generator: torch.Genera
     """`shift_images` (the same random draws from `generator`) fused with flattening and the input
     coding: (B, h * w) int16 bins 255 - p, in one numba pass."""
     n, h, w = images.shape
-    if shift:
-        dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
-        dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator)
-    else:
-        dy = dx = torch.zeros(n, dtype=torch.int64)
+    dy, dx = random_offsets(n, shift, generator) if shift else (torch.zeros(n, dtype=torch.int64),) * 2
     mirror = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
     out = np.empty((n, h * w), np.int16)
     kernels.shifted_bins(np.ascontiguousarray(images.numpy()), dy.numpy(), dx.numpy(), int(shift), mirror.numpy(), out)
@@ -214,10 +218,10 @@ def shifted_input_bins(images: torch.Tensor, shift: int, generator: torch.Genera
 def warp_matrices(n: int, shift: int, rotate: float, scale: float, generator: torch.Generator,
                   flip: bool = False) -> torch.Tensor:
     """Random affine maps (n, 2, 3) float32 for `kernels.warped_bins`: integer offsets in -shift .. shift
-    (drawn as in `shifted_input_bins`), a rotation uniform in +-rotate degrees and a zoom uniform in
+    (`random_offsets`), a rotation uniform in +-rotate degrees and a zoom uniform in
     1 +- scale, about the image centre; with flip, a left-right mirror with probability 1/2 (drawn last)."""
-    dy = torch.randint(0, 2 * shift + 1, (n,), generator=generator) - shift
-    dx = torch.randint(0, 2 * shift + 1, (n,), generator=generator) - shift
+    dy, dx = random_offsets(n, shift, generator)
+    dy, dx = dy - shift, dx - shift
     angle = (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * np.deg2rad(rotate)
     zoom = 1 + (torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1) * scale
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom  # output -> source: the inverse map
@@ -317,8 +321,6 @@ def step_threads():
     both. A batch of 64 is too small to split: on 2 cores one thread trains faster (19,000 against 16,000
     samples/s, docs/training.md) and a run does not depend on the machine's core count; the evaluation between
     epochs keeps every thread."""
-    import numba
-
     raw = os.environ.get(TRAIN_THREADS_ENV, "1")
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"{TRAIN_THREADS_ENV}={raw!r}: expected a positive number of threads")
@@ -526,7 +528,7 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
         best_model.load_state_dict(best["model"])
         write_run_plots(best_model.network(input_shape), test_set.images, test_set.labels, out_dir,
                         f"{config.dataset} test, epoch {best['epoch']} (best validation)")
-    return TrainResult(ckpt_path, history)
+    return TrainResult(ckpt_path, history, config)
 
 
 def write_run_plots(network, images, labels, out_dir, tag: str) -> None:
