@@ -125,6 +125,7 @@ def check_and_report(job: dict, core: dict, images: np.ndarray, names: list[str]
                          "cycles": outcome.cycles, "events": outcome.events,
                          "spikes": [{str(n): b for n, b in layer.items()} for layer in outcome.spikes],
                          "model_cycles": int(plan.cycles(mode)[i]), "model_events": int(plan.events(mode)[i]),
+                         "floor_cycles": int(plan.floor(mode)[i]),
                          "model_layer_events": plan.layer_events(mode)[i].tolist()})
     report = {"outcomes": outcomes, "mismatches": board.mismatches,
               "failed_images": sorted(set(board.failed_images)), "stalled_cycles": 0, "aborts": 0,

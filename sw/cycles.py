@@ -22,6 +22,13 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
   after that (no output spike: argmax over the G groups, then the last merge). The result is valid the
   cycle after the decision: cycles = decision cycle + 1.
 - `events` counts events integrated by all layers before the decision cycle.
+
+The floor (`event_floor`) is what no schedule of the same events can beat when layer k integrates at most
+E_k events per cycle: layer 0's events are there from cycle 1; a spike of bin b can be integrated the cycle
+after its layer integrated its last event of a bin < b; events are integrated in bin order; nothing else
+costs a cycle (no bin changes, no hand-over latency). The result comes the cycle after the output layer
+integrated its last event that the decision needs (bins < t*, or every event when no output neuron fired
+or in full mode).
 """
 from __future__ import annotations
 
@@ -70,9 +77,14 @@ class Schedule:
     cycles_early: np.ndarray
     layer_events_full: np.ndarray  # int64 (N, L)
     layer_events_early: np.ndarray
+    floor_full: np.ndarray  # int64 (N,): the event floor at one event per cycle per layer
+    floor_early: np.ndarray
 
     def cycles(self, mode: str) -> np.ndarray:
         return self.cycles_full if mode == "full" else self.cycles_early
+
+    def floor(self, mode: str) -> np.ndarray:
+        return self.floor_full if mode == "full" else self.floor_early
 
     def layer_events(self, mode: str) -> np.ndarray:
         return self.layer_events_full if mode == "full" else self.layer_events_early
@@ -148,4 +160,62 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray]) -> 
         cycles_full[i], cycles_early[i] = decided_full + 1, decided_early + 1
         events_full[i] = [int((c < decided_full).sum()) for c in all_consumed]
         events_early[i] = [int((c < decided_early).sum()) for c in all_consumed]
-    return Schedule(cycles_full, cycles_early, events_full, events_early)
+    floor_full, floor_early = event_floor(sizes, input_bins, spikes)
+    return Schedule(cycles_full, cycles_early, events_full, events_early, floor_full, floor_early)
+
+
+def layer_event_bins(input_bins: np.ndarray, spikes: list[np.ndarray], image: int) -> list[np.ndarray]:
+    """The bins of the events each layer integrates for one image, ascending: the input events (bin 255
+    dropped when layer 0 is hidden) and each hidden layer's spikes (bin 255 dropped before a hidden layer)."""
+    n_layers = len(spikes)
+    out = []
+    for k in range(n_layers):
+        bins = (np.asarray(input_bins[image], np.int64) if k == 0
+                else spikes[k - 1][image].astype(np.int64))
+        limit = T_MAX - 1 if k < n_layers - 1 else T_MAX  # what a hidden layer never sees
+        out.append(np.sort(bins[bins < limit], kind="stable"))
+    return out
+
+
+def _integrate(bins: np.ndarray, ready: np.ndarray, per_cycle: int) -> np.ndarray:
+    """Cycle of each event (ascending bins, each ready from cycle `ready[e]`), at most `per_cycle` a cycle,
+    in order: c_e = max(ready_e, c_(e-1), c_(e-E) + 1)."""
+    cycles = np.empty(len(bins), np.int64)
+    for e in range(len(bins)):
+        c = int(ready[e])
+        if e:
+            c = max(c, int(cycles[e - 1]))
+        if e >= per_cycle:
+            c = max(c, int(cycles[e - per_cycle]) + 1)
+        cycles[e] = c
+    return cycles
+
+
+def event_floor(sizes, input_bins: np.ndarray, spikes: list[np.ndarray], events_per_cycle=1):
+    """(full, early) floor cycles per image (module docstring): `events_per_cycle` is E, one int for
+    every layer or one per layer."""
+    n_layers = len(sizes) - 1
+    per_cycle = [int(events_per_cycle)] * n_layers if np.isscalar(events_per_cycle) else list(events_per_cycle)
+    if len(per_cycle) != n_layers or min(per_cycle) < 1:
+        raise ValueError(f"events per cycle {events_per_cycle}: give one positive number or {n_layers}")
+    input_bins = np.asarray(input_bins)
+    n_images = input_bins.shape[0]
+    full, early = np.zeros(n_images, np.int64), np.zeros(n_images, np.int64)
+    for i in range(n_images):
+        ready_after = None  # per bin b of the previous layer: the cycle its last event of a bin <= b was taken
+        for k, bins in enumerate(layer_event_bins(input_bins, spikes, i)):
+            if k == 0:
+                ready = np.ones(len(bins), np.int64)
+            else:
+                ready = ready_after[np.maximum(bins - 1, 0)] + 1
+            cycles = _integrate(bins, ready, per_cycle[k])
+            ready_after = np.zeros(T_MAX + 1, np.int64)
+            if len(bins):
+                np.maximum.at(ready_after, bins, cycles)
+                ready_after = np.maximum.accumulate(ready_after)
+        t_star = int(spikes[-1][i].min()) if spikes[-1].shape[1] else T_MAX
+        last = int(cycles[-1]) if len(cycles) else 0
+        needed = cycles[bins < t_star] if t_star < T_MAX else cycles
+        full[i] = last + 1
+        early[i] = (int(needed.max()) if len(needed) else 0) + 1
+    return full, early

@@ -63,6 +63,9 @@ def summarize(trace: Trace) -> dict:
             out[f"{key}_mean"] = float(trace.table[key].mean())
     if "model_cycles" in trace.table:
         out["model_agrees"] = int((trace.table["model_cycles"] == trace.cycles).sum())
+    if "floor_cycles" in trace.table:  # the event floor (sw/cycles.py): how close the schedule comes to it
+        out["floor_mean"] = float(trace.table["floor_cycles"].mean())
+        out["cycles_over_floor"] = float(cycles.mean() / trace.table["floor_cycles"].mean())
     if trace.dump.labels is not None:
         out["strict_accuracy"] = float((trace.dump.decision == trace.dump.labels).mean())
     return out
