@@ -66,17 +66,17 @@ def _tool_env(out_dir: Path) -> dict:
     return env
 
 
-def build(board: str, model_dir, out_dir, lanes=None, mode: str = "early", baud: int = 115200,
+def build(board: str, model_dir, out_dir, lanes=None, mode: str = "early", baud: int = 115200, events=None,
           estimate: bool = True) -> dict:
     """Build (or prepare) `board` for the artifact `model_dir` in `out_dir`; returns a summary dict."""
     artifact = read_artifact(model_dir)
-    config = CoreConfig(artifact.network, lanes=lanes, mode=mode)
+    config = CoreConfig(artifact.network, lanes=lanes, mode=mode, events=events)
     platform, family = platform_for(board)
     top = BoardTop(config, artifact.model_id, baud)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {"board": board, "model_id": artifact.model_id, "sizes": artifact.network.sizes,
-               "lanes": list(config.lanes), "mode": mode, "baud": baud, "divisor": top.divisor(platform),
+               "lanes": list(config.lanes), "events": list(config.events), "mode": mode, "baud": baud, "divisor": top.divisor(platform),
                "clock_hz": platform.default_clk_frequency, "out_dir": str(out_dir)}
     env = _tool_env(out_dir)
     if family == "xilinx":

@@ -17,12 +17,17 @@ from .sw.cycles import MODES
 SIMULATORS = ("icarus", "verilator")
 
 
-def _config_spec(text: str) -> tuple[str, str]:
-    """'early:max' or 'full:60,10' -> (mode, lanes)."""
-    mode, _, lanes = text.partition(":")
+def _config_spec(text: str) -> tuple[str, str, str]:
+    """'early:max', 'full:60,10' or 'early:max:4,max' -> (mode, lanes, events per cycle)."""
+    mode, _, rest = text.partition(":")
+    lanes, _, events = rest.partition(":")
     if mode not in MODES:
-        raise argparse.ArgumentTypeError(f"configuration {text!r}: give MODE:LANES with MODE one of {MODES}")
-    return mode, lanes or "max"
+        raise argparse.ArgumentTypeError(f"configuration {text!r}: give MODE:LANES[:EVENTS] with MODE one of {MODES}")
+    return mode, lanes or "max", events or "1"
+
+
+EVENTS_HELP = ("events per cycle E, one number or one per layer (max = every input): layer k takes one event "
+               "from each of E banks of its inputs per word (default 1)")
 
 
 def _probability(text: str) -> float:
@@ -54,10 +59,10 @@ def cmd_hdl(args, argv) -> int:
     from .hw.verilog import TOP, write_core
 
     artifact = read_artifact(args.model)
-    config = CoreConfig(artifact.network, lanes=args.lanes, mode=args.mode)
+    config = CoreConfig(artifact.network, lanes=args.lanes, mode=args.mode, events=args.events)
     out = write_core(config, args.out, artifact.model_id, spike_ports=not args.no_spike_ports)
     print(f"core     {TOP} for model {artifact.id32} ({'-'.join(map(str, artifact.network.sizes))}), "
-          f"mode {config.mode}, lanes {','.join(map(str, config.lanes))}")
+          f"mode {config.mode}, lanes {','.join(map(str, config.lanes))}, events {','.join(map(str, config.events))}")
     print(f"wrote    {out}/{TOP}.v, rom_l*.hex, thresholds_l*.hex, core.json")
     return 0
 
@@ -89,6 +94,7 @@ def cmd_sim(args, argv) -> int:
     names = [f"{data.name} {args.split} image {int(i)}" for i in picked]
     try:
         result = cosimulate(artifact.path, images, simulator=args.simulator, mode=args.mode, lanes=args.lanes,
+                            events=args.events,
                             names=names, stall=args.stall, seed=args.seed, work_dir=work, chunk=args.chunk,
                             progress=sys.stderr.isatty(), waves_on_failure=3 if not args.waves else len(images),
                             preload=args.preload, shards=args.shards)
@@ -157,15 +163,16 @@ def _run_traces(args) -> list[Path]:
                                         artifact.dataset_name, "trace")
     images, labels, picked = _select(images, labels, None, args.limit)
     paths = []
-    for mode, lanes in args.config or [("early", "max"), ("full", "max")]:
-        path = Path(args.out) / f"trace_{mode}_{lanes.replace(',', '-')}.npz"
+    for mode, lanes, events in args.config or [("early", "max", "1"), ("full", "max", "1")]:
+        name = f"trace_{mode}_{lanes.replace(',', '-')}" + (f"_e{events.replace(',', '-')}" if events != "1" else "")
+        path = Path(args.out) / f"{name}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
         if args.model_only:
-            _model_trace(artifact, images, labels, mode, lanes, path, data.name, args.split)
+            _model_trace(artifact, images, labels, mode, lanes, events, path, data.name, args.split)
         else:
             from .sim.cosim import cosimulate, write_trace
 
-            result = cosimulate(artifact.path, images, simulator=args.simulator, mode=mode, lanes=lanes,
+            result = cosimulate(artifact.path, images, simulator=args.simulator, mode=mode, lanes=lanes, events=events,
                                 work_dir=path.with_suffix(""), progress=sys.stderr.isatty())
             if result.mismatches:
                 raise CLIError(f"{mode}:{lanes}: the hardware disagrees with the reference: {result.mismatches[0]}")
@@ -175,7 +182,7 @@ def _run_traces(args) -> list[Path]:
     return paths
 
 
-def _model_trace(artifact, images, labels, mode, lanes, path, dataset, split) -> None:
+def _model_trace(artifact, images, labels, mode, lanes, events, path, dataset, split) -> None:
     """A trace from the reference and the cycle model alone (source "model"): the whole test set in seconds."""
     import numpy as np
 
@@ -187,10 +194,10 @@ def _model_trace(artifact, images, labels, mode, lanes, path, dataset, split) ->
     from .sw.semantics import encode_pixels
 
     network = artifact.network
-    config = CoreConfig(network, lanes=lanes, mode=mode)
+    config = CoreConfig(network, lanes=lanes, mode=mode, events=events)
     ref = reference.run(network, images)
-    plan = schedule(network.sizes, config.lanes, encode_pixels(images), ref.spikes)
-    cycles, events = plan.cycles(mode), plan.events(mode)
+    plan = schedule(network.sizes, config.lanes, encode_pixels(images), ref.spikes, config.events)
+    cycles, events = plan.cycles(mode), plan.words(mode)
     outcomes = [ImageOutcome(int(ref.decision[i]), int(ref.first_spike_bin[i]), int(cycles[i]), int(events[i]),
                              [{int(n): int(b) for n, b in enumerate(s[i]) if b < 256} for s in ref.spikes])
                 for i in range(len(images))]
@@ -223,7 +230,8 @@ def cmd_board_run(args, argv) -> int:
     with port:
         try:
             run = run_images(HostLink(port, empty_reads=max(1, int(args.timeout / 0.1))), artifact.network,
-                             artifact.id32, images, lanes=args.lanes, progress=sys.stderr.isatty(),
+                             artifact.id32, images, lanes=args.lanes, events=args.events,
+                             progress=sys.stderr.isatty(),
                              names=[f"{data.name} {args.split} image {i}" for i in range(len(images))])
         except BoardError as error:
             raise CLIError(str(error)) from None
@@ -255,12 +263,13 @@ def cmd_bitstream(args, argv) -> int:
     from .boards.build import BuildError, build
 
     try:
-        summary = build(args.board, args.model, args.out, lanes=args.lanes, mode=args.mode, baud=args.baud,
-                        estimate=not args.no_estimate)
+        summary = build(args.board, args.model, args.out, lanes=args.lanes, events=args.events, mode=args.mode,
+                        baud=args.baud, estimate=not args.no_estimate)
     except BuildError as error:
         raise CLIError(str(error)) from None
     print(f"board      {args.board}: model {summary['model_id'][:8]} {'-'.join(map(str, summary['sizes']))}, "
-          f"lanes {','.join(map(str, summary['lanes']))}, {summary['mode']} mode, UART {summary['baud']} baud "
+          f"lanes {','.join(map(str, summary['lanes']))}, events {','.join(map(str, summary['events']))}, "
+          f"{summary['mode']} mode, UART {summary['baud']} baud "
           f"(divisor {summary['divisor']} at {summary['clock_hz'] / 1e6:g} MHz)")
     if summary.get("bitstream"):
         print(f"bitstream  {summary['bitstream']}")
@@ -277,6 +286,36 @@ def cmd_bitstream(args, argv) -> int:
     if summary.get("fmax_mhz") is not None:
         print(f"fmax       {summary['fmax_mhz']:.2f} MHz (nextpnr), board clock {summary['clock_hz'] / 1e6:g} MHz")
     print(f"summary    {args.out}/build_summary.json")
+    return 0
+
+
+def cmd_sweep(args, argv) -> int:
+    from .boards.build import BuildError
+    from .boards.sweep import parse_point, sweep
+    from .export.artifact import read_artifact
+
+    artifact = read_artifact(args.model)
+    data, images, labels = load_checked(artifact.network, args.dataset, args.split, args.data_dir, args.limit,
+                                        artifact.dataset_name, "sweep")
+    points = [parse_point(text) for text in args.point]
+    for point in points:  # every configuration is checked before the first build starts
+        try:
+            from .hw.config import CoreConfig
+
+            CoreConfig(artifact.network, lanes=point.lanes, mode=args.mode, events=point.events)
+        except ValueError as error:
+            raise CLIError(f"--point {point.lanes}/{point.events}: {error}") from None
+    try:
+        rows = sweep(args.model, images, points, args.out, mode=args.mode, progress=sys.stderr.isatty())
+    except BuildError as error:
+        raise CLIError(str(error)) from None
+    print(f"{'lanes':<10} {'events':<10} {'LUT':>7} {'35T %':>6} {'BRAM36':>6} {'levels':>6} {'mean':>7} "
+          f"{'p95':>5} {'floor':>6} {'img/s':>8}")
+    for row in rows:
+        print(f"{row['lanes']:<10} {row['events']:<10} {row['LUT']:>7} {row['lut_pct_35t']:>6} {row['BRAM36']:>6g} "
+              f"{row['logic_levels']:>6} {row['cycles_mean']:>7.1f} {row['cycles_p95']:>5.0f} {row['floor_mean']:>6.1f} "
+              f"{row['images_per_s_bound']:>8}")
+    print(f"wrote      {args.out}/sweep.csv, sweep.json, sweep.png ({len(images)} {data.name} {args.split} images)")
     return 0
 
 
@@ -300,6 +339,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced atomically)")
     p.add_argument("--lanes", default="max", metavar="P|P0,P1,...",
                    help="neurons updated per cycle, one number or one per layer; max = a whole layer (default)")
+    p.add_argument("--events", default="1", metavar="E|E0,E1,...", help=EVENTS_HELP)
     p.add_argument("--mode", choices=MODES, default="full",
                    help="full: every neuron's bin up to t_max; early: stop at the first output spike (default: full)")
     p.add_argument("--no-spike-ports", action="store_true", help="leave out the per-layer spike streams")
@@ -319,6 +359,7 @@ def add_commands(sub) -> None:
     p.add_argument("--simulator", choices=SIMULATORS, default="icarus")
     p.add_argument("--mode", choices=MODES, default="full")
     p.add_argument("--lanes", default="max", metavar="P|P0,P1,...")
+    p.add_argument("--events", default="1", metavar="E|E0,E1,...", help=EVENTS_HELP)
     p.add_argument("--trace", required=True, metavar="OUT.npz", help="trace file (a CSV is written beside it)")
     p.add_argument("--stall", type=_probability, default=0.0,
                    help="probability of an idle/back-pressure cycle on every port (cycles are then not compared)")
@@ -351,6 +392,7 @@ def add_commands(sub) -> None:
     _add_images(p, required=True)
     p.add_argument("--lanes", default=None, metavar="P|P0,P1,...",
                    help="the board core's lanes: also compare cycles and events with the cycle model")
+    p.add_argument("--events", default="1", metavar="E|E0,E1,...", help="the board core's events per cycle")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
     p.add_argument("--json", metavar="OUT", default=None, help="write the report as JSON here")
     _add_data_dir(p)
@@ -368,10 +410,26 @@ def add_commands(sub) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="artifact directory")
     p.add_argument("--out", required=True, metavar="DIR", help="build directory")
     p.add_argument("--lanes", default="max", metavar="P|P0,P1,...")
+    p.add_argument("--events", default="1", metavar="E|E0,E1,...", help=EVENTS_HELP)
     p.add_argument("--mode", choices=MODES, default="early")
     p.add_argument("--baud", type=_positive_int, default=115200)
     p.add_argument("--no-estimate", action="store_true", help="Arty without Vivado: skip the yosys estimate")
     p.set_defaults(func=cmd_bitstream)
+
+    p = sub.add_parser(
+        "sweep", formatter_class=_Help, help="design-space sweep: lanes and events per cycle against area and cycles",
+        description="For each --point LANES/EVENTS: the Arty A7 board build's open yosys estimate (LUT, FF, BRAM36, "
+                    "logic levels; against the A7-35T and A7-100T) and the cycle model's cycles per image on the "
+                    "images (exact, as co-simulation checks), as sweep.csv / sweep.json and sweep.png.",
+        epilog="Example:\n  bs4nn sweep --model models/mnist-784-600-10 --dataset mnist --point max/1 \\\n"
+               "      --point max/4,max --point 300,10/2,16 --out runs/sweep")
+    _add_images(p, required=True)
+    p.add_argument("--point", action="append", required=True, metavar="LANES/EVENTS",
+                   help="a configuration: --lanes and --events values joined by '/' (repeatable), e.g. max/4,max")
+    p.add_argument("--mode", choices=MODES, default="early")
+    p.add_argument("--out", required=True, metavar="DIR", help="sweep directory (one build directory per point)")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(
         "trace", formatter_class=_Help, help="latency traces: cycles per image across configurations",
@@ -381,12 +439,13 @@ def add_commands(sub) -> None:
                     "events, hardware against the model, one image's spike raster per layer).",
         epilog="Examples:\n  bs4nn trace --read runs/digits/hw_trace.npz --out runs/digits/traces\n"
                "  bs4nn trace --model runs/digits/model --dataset digits --limit 50 \\\n"
-               "      --config early:max --config early:1 --config full:max --out runs/digits/traces\n"
+               "      --config early:max --config early:1 --config early:max:4,max --config full:max --out runs/digits/traces\n"
                "  bs4nn trace --model M --dataset mnist --model-only --config early:max --out traces  # all images, no HDL")
     p.add_argument("--read", nargs="+", metavar="T.npz", help="traces to read")
     _add_images(p, required=False)
-    p.add_argument("--config", type=_config_spec, action="append", metavar="MODE:LANES",
-                   help="a configuration to run (repeatable; default early:max and full:max)")
+    p.add_argument("--config", type=_config_spec, action="append", metavar="MODE:LANES[:EVENTS]",
+                   help="a configuration to run (repeatable; default early:max and full:max; EVENTS as --events "
+                        "of `bs4nn sim`, e.g. early:max:4,max)")
     p.add_argument("--simulator", choices=SIMULATORS, default="icarus")
     p.add_argument("--model-only", action="store_true",
                    help="cycles from the cycle model instead of co-simulation (exact, as `bs4nn sim` checks)")

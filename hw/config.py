@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bs4nn.sw.cycles import MODES, parse_lanes
+from bs4nn.sw.cycles import MODES, parse_events, parse_lanes
 from bs4nn.sw.network import Network
 from bs4nn.sw.semantics import T_MAX
 
@@ -27,11 +27,18 @@ class LayerConfig:
     lanes: int  # neurons updated per cycle (P)
     is_output: bool
     next_is_hidden: bool  # events at bin 255 are not forwarded to a hidden layer
+    events: int = 1  # E: events taken per word, one per input bank (input i in bank i mod E)
+    events_out: int = 1  # the next layer's E (1 for the output layer): the spike words' banks
 
     @property
     def groups(self) -> int:
-        """Cycles per event: ceil(n_out / lanes)."""
+        """Cycles per event word: ceil(n_out / lanes)."""
         return -(-self.n_out // self.lanes)
+
+    @property
+    def bank_depth(self) -> int:
+        """Inputs per bank: ceil(n_in / E)."""
+        return -(-self.n_in // self.events)
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,15 @@ class CoreConfig:
     network: Network
     lanes: tuple[int, ...]
     mode: str = "full"
+    events: tuple[int, ...] = 1  # E per layer: events per cycle (sw/cycles.py parse_events)
 
     def __post_init__(self):
         lanes = parse_lanes(self.lanes, [layer.n_out for layer in self.network.layers])
+        events = parse_events(self.events, [layer.n_in for layer in self.network.layers])
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         object.__setattr__(self, "lanes", lanes)
+        object.__setattr__(self, "events", events)
 
     @property
     def n_layers(self) -> int:
@@ -67,10 +77,12 @@ class CoreConfig:
     def layer(self, k: int) -> LayerConfig:
         lay = self.network.layers[k]
         last = k == self.n_layers - 1
-        return LayerConfig(k, lay.n_in, lay.n_out, self.lanes[k], last, k + 2 < self.n_layers)
+        return LayerConfig(k, lay.n_in, lay.n_out, self.lanes[k], last, k + 2 < self.n_layers, self.events[k],
+                           1 if last else self.events[k + 1])
 
     def layers(self) -> list[LayerConfig]:
         return [self.layer(k) for k in range(self.n_layers)]
 
     def describe(self) -> dict:
-        return {"sizes": self.network.sizes, "lanes": list(self.lanes), "mode": self.mode, "t_max": T_MAX}
+        return {"sizes": self.network.sizes, "lanes": list(self.lanes), "events": list(self.events),
+                "mode": self.mode, "t_max": T_MAX}

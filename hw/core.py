@@ -30,14 +30,14 @@ class Core(wiring.Component):
         }
         if spike_ports:
             for k, layer in enumerate(config.network.layers):
-                members[f"spikes_l{k}"] = Out(stream.Signature(layouts.spike(layer.n_out)))
+                members[f"spikes_l{k}"] = Out(stream.Signature(layouts.spike(layer.n_out, config.layer(k).events_out)))
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         early = cfg.mode == "early"
-        m.submodules.input_stage = inp = InputStage(cfg.n_in, cfg.skip_input_bin_255)
+        m.submodules.input_stage = inp = InputStage(cfg.n_in, cfg.skip_input_bin_255, cfg.events[0])
         units = []
         for k, layer in enumerate(cfg.network.layers):
             unit = LayerUnit(cfg.layer(k), layer.signs, layer.thresholds, early=early)

@@ -59,3 +59,38 @@ def any_set(m, bits: list, name: str) -> Signal:
     result = Signal(name=name)
     m.d.comb += result.eq(level[0] if level else 0)
     return result
+
+
+def any_set_words(m, words: list, name: str) -> Signal:
+    """Bitwise OR of equally wide values as a balanced tree of signals."""
+    level = list(words)
+    depth = 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            node = Signal(len(level[i]), name=f"{name}_or{depth}_{i // 2}")
+            m.d.comb += node.eq(level[i] | level[i + 1])
+            nxt.append(node)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, depth = nxt, depth + 1
+    return level[0]
+
+
+def popcount(m, bits: list, name: str) -> Value:
+    """The number of set bits among 1-bit values, as a balanced tree of adders (each node a signal)."""
+    level = [(b, 1) for b in bits]  # (value, its maximum)
+    depth = 0
+    if not level:
+        return Const(0, 1)
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            (a, amax), (b, bmax) = level[i], level[i + 1]
+            node = Signal(range(amax + bmax + 1), name=f"{name}_sum{depth}_{i // 2}")
+            m.d.comb += node.eq(a + b)
+            nxt.append((node, amax + bmax))
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, depth = nxt, depth + 1
+    return level[0][0]

@@ -1,9 +1,11 @@
 """One weight layer as an event-driven binary integrate-and-fire unit.
 
-An event (input i at bin b) reads ROM row i, G = ceil(n_out / P) words of P bits, one per cycle, and adds
-+1 or -1 to P neurons per cycle. After the last event of a bin, the neurons whose potential reached
-their threshold fire at bin b + 1 (each neuron once): they leave one per cycle, lowest index first, as
-the next layer's events and on the spike port. Bins without events are never visited.
+An event word (up to E events of bin b, one per input bank: input i in bank i mod E) reads, in each
+bank's ROM, G = ceil(n_out / P) words of P bits, one per cycle, and adds the sum of the events' +1 / -1 to
+P neurons per cycle. After the last word of a bin, the neurons whose potential reached their threshold
+fire at bin b + 1 (each neuron once): they leave as words of the next layer's banks (one word per cycle,
+each bank's lowest pending neuron) to the next layer and to the spike port. Bins without events are
+never visited.
 
 Two pipeline stages: A issues the ROM read of (event, group); B, one cycle later, updates the potentials
 of that group and, at the end of a bin, compares. Each lane keeps its own small potential memory (G
@@ -12,14 +14,24 @@ words), threshold memory and pending-spike bits, so no wide vector is assembled 
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import LayerConfig, index_width, potential_width
-from .encoders import any_set, lowest_set_bit
+from .encoders import any_set, lowest_set_bit, popcount
+
+
+def bank_rom_words(signs: np.ndarray, lanes: int, banks: int) -> list[list[int]]:
+    """Per bank j of E: the ROM of inputs j, j + E, j + 2E, ... (word (r * G + g): input r * E + j); rows
+    past n_in are all -1 (never read: no such input spikes)."""
+    n_in, n_out = signs.shape
+    depth = -(-n_in // banks)
+    padded = np.full((depth * banks, n_out), -1, dtype=signs.dtype)
+    padded[:n_in] = signs
+    return [rom_words(padded[j::banks], lanes) for j in range(banks)]
 
 
 def rom_words(signs: np.ndarray, lanes: int) -> list[int]:
@@ -49,8 +61,8 @@ class LayerUnit(wiring.Component):
         self.thresholds = thresholds
         self.early = early
         members = {
-            "events": In(stream.Signature(layouts.event(config.n_in))),
-            "spikes": Out(stream.Signature(layouts.spike(config.n_out))),
+            "events": In(stream.Signature(layouts.event(config.n_in, config.events))),
+            "spikes": Out(stream.Signature(layouts.spike(config.n_out, config.events_out))),
             "stop_bin": In(9, init=256),  # early exit: spikes at bins >= stop_bin are no longer needed
             "integrated": Out(1),  # pulse: an event was taken and integrated in this cycle
         }
@@ -62,7 +74,7 @@ class LayerUnit(wiring.Component):
                 "finished": Out(1),  # pulse: the image's events are all taken; the layer is clear
             })
         else:
-            members["out_events"] = Out(stream.Signature(layouts.event(config.n_out)))
+            members["out_events"] = Out(stream.Signature(layouts.event(config.n_out, config.events_out)))
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -72,9 +84,22 @@ class LayerUnit(wiring.Component):
         lane_layout = data.StructLayout({"v": signed(width), "fired": unsigned(1)})
         thresholds = lane_thresholds(self.thresholds, cfg.n_in, lanes)
 
-        m.submodules.rom = rom = Memory(shape=unsigned(lanes), depth=cfg.n_in * groups,
-                                        init=rom_words(self.signs, lanes))
-        rom_read = rom.read_port()
+        # one ROM per input bank; a bank of one word (E = n_in, G = 1) is a constant
+        banks, bank_words = cfg.events, bank_rom_words(self.signs, lanes, cfg.events)
+        rom_data, rom_reads = [], []
+        for j, words in enumerate(bank_words):
+            if len(words) == 1:
+                rom_data.append(Const(words[0], unsigned(lanes)))
+                rom_reads.append(None)
+            else:
+                m.submodules[f"rom{j}" if banks > 1 else "rom"] = rom = Memory(
+                    shape=unsigned(lanes), depth=len(words), init=words)
+                rom_reads.append(rom.read_port())
+                rom_data.append(rom_reads[-1].data)
+        b_slots = Signal(banks)  # stage B: the word's valid slots
+        n_valid = Signal(range(banks + 1))  # stage B: events in the word
+        if banks > 1:
+            m.d.comb += n_valid.eq(popcount(m, [b_slots[j] for j in range(banks)], "n_valid"))
 
         group = Signal(range(groups))  # stage A: group of the event being issued
         b_valid, b_group, b_last, b_bin = Signal(), Signal(range(groups)), Signal(), Signal(8)  # stage B
@@ -106,11 +131,16 @@ class LayerUnit(wiring.Component):
             v_old, fired_old = Signal(signed(width), name=f"v_old{lane}"), Signal(name=f"fired_old{lane}")
             v_new, fire = Signal(signed(width), name=f"v_new{lane}"), Signal(name=f"fire{lane}")
             lane_pending = Signal(groups, name=f"pending{lane}")
+            if banks == 1:
+                step = Mux(rom_data[0][lane], 1, -1)
+            else:  # sum of the valid slots' +-1 = 2 * (valid +1 slots) - (valid slots)
+                plus = popcount(m, [b_slots[j] & rom_data[j][lane] for j in range(banks)], f"plus{lane}")
+                step = (plus << 1) - n_valid
             m.d.comb += [
                 pot_read.addr.eq(read_group),
                 v_old.eq(Mux(group_is_valid, pot_read.data.v, 0)),
                 fired_old.eq(group_is_valid & pot_read.data.fired),
-                v_new.eq(v_old + Mux(rom_read.data[lane], 1, -1)),
+                v_new.eq(v_old + step),
                 fire.eq(can_fire & (v_new >= threshold) & ~fired_old),
                 pot_write.addr.eq(b_group), pot_write.en.eq(b_valid),
                 pot_write.data.v.eq(v_new), pot_write.data.fired.eq(fired_old | fire),
@@ -123,10 +153,21 @@ class LayerUnit(wiring.Component):
             pending.append(lane_pending)
         with m.If(b_valid):
             m.d.sync += group_valid.bit_select(b_group, 1).eq(1)
+
         crossed_any = any_set(m, crossed, "crossed")
-        # pending spikes in neuron order: neuron g*P + l is bit g of lane l
+        # pending spikes in neuron order: neuron g*P + l is bit g of lane l; a spike word takes the lowest
+        # pending neuron of each of the next layer's banks (neuron n in bank n mod E_out, index n // E_out)
         pending_bits = [pending[n % lanes][n // lanes] for n in range(cfg.n_out)]
-        pending_any, lowest, several = lowest_set_bit(m, pending_bits, "pending", several=True)
+        out_banks = cfg.events_out
+        bank_any, bank_lowest, bank_several = [], [], []
+        for j in range(out_banks):
+            found, low, many = lowest_set_bit(m, pending_bits[j::out_banks], f"pending_b{j}", several=True)
+            bank_any.append(found), bank_lowest.append(low), bank_several.append(many)
+        if out_banks == 1:
+            pending_any, several = bank_any[0], bank_several[0]
+        else:
+            pending_any = any_set(m, bank_any, "pending_any")
+            several = any_set(m, bank_several, "several")
 
         # ---- output layer: the best candidate so far (highest potential, lowest index)
         if cfg.is_output:
@@ -216,9 +257,13 @@ class LayerUnit(wiring.Component):
                         m.d.comb += self.events.ready.eq(1)
                         m.d.sync += group.eq(0)
                     with m.Else():
-                        base = event.index * groups if groups > 1 else event.index
-                        m.d.comb += [rom_read.addr.eq(base + group), thr_group.eq(group)]
-                        m.d.sync += [b_valid.eq(1), b_group.eq(group), b_last.eq(event.last), b_bin.eq(event.bin)]
+                        for j, rom_read in enumerate(rom_reads):
+                            if rom_read is not None:
+                                index = event.slots[j].index
+                                m.d.comb += rom_read.addr.eq(index * groups + group if groups > 1 else index)
+                        m.d.comb += thr_group.eq(group)
+                        m.d.sync += [b_valid.eq(1), b_group.eq(group), b_last.eq(event.last), b_bin.eq(event.bin),
+                                     b_slots.eq(Cat(event.slots[j].valid for j in range(banks)))]
                         with m.If(group == groups - 1):
                             m.d.comb += [self.events.ready.eq(1), self.integrated.eq(1)]
                             m.d.sync += group.eq(0)
@@ -232,9 +277,11 @@ class LayerUnit(wiring.Component):
                     m.next = "EMIT"
                 with m.Else():
                     m.next = "ACCUM"
-            with m.State("EMIT"):  # one spike per cycle, lowest index first
+            with m.State("EMIT"):  # one word per cycle: each bank's lowest pending neuron
                 spike = self.spikes.payload
-                m.d.comb += [spike.neuron.eq(lowest), spike.bin.eq(emit_bin)]
+                m.d.comb += spike.bin.eq(emit_bin)
+                for j in range(out_banks):
+                    m.d.comb += [spike.slots[j].valid.eq(bank_any[j]), spike.slots[j].index.eq(bank_lowest[j])]
                 if cfg.is_output:
                     m.d.comb += self.spikes.valid.eq(1)
                     sent = self.spikes.ready
@@ -244,7 +291,7 @@ class LayerUnit(wiring.Component):
                     stopped = (emit_bin >= self.stop_bin) & ~offering
                     out = self.out_events.payload
                     m.d.comb += [
-                        out.index.eq(lowest), out.bin.eq(emit_bin), out.last.eq(~several),
+                        out.slots.eq(spike.slots), out.bin.eq(emit_bin), out.last.eq(~several),
                         self.spikes.valid.eq(~stopped & (self.out_events.ready | ~forward)),
                         self.out_events.valid.eq(~stopped & forward & self.spikes.ready),
                     ]
@@ -254,9 +301,10 @@ class LayerUnit(wiring.Component):
                     m.d.sync += [p.eq(0) for p in pending]
                     m.next = "ACCUM"
                 with m.Elif(sent):
-                    for n, bit in enumerate(pending_bits):
-                        with m.If(lowest == n):
-                            m.d.sync += bit.eq(0)
+                    for j in range(out_banks):
+                        for r, bit in enumerate(pending_bits[j::out_banks]):
+                            with m.If(bank_lowest[j] == r):
+                                m.d.sync += bit.eq(0)
                     with m.If(~several):
                         m.next = "ACCUM"
             if cfg.is_output:

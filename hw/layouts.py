@@ -9,16 +9,22 @@ from .config import index_width
 PIXEL = data.StructLayout({"data": unsigned(8), "last": unsigned(1)})
 
 
-def event(n: int) -> data.StructLayout:
-    """An input event of a layer with n inputs: which input spiked, in which bin; `last` marks the last
-    event of its bin, `end` the end of the image's events (index and bin are then don't-care)."""
-    return data.StructLayout({"index": unsigned(index_width(n)), "bin": unsigned(8),
+def slots(n: int, banks: int) -> data.ArrayLayout:
+    """One slot per bank of n inputs (input i in bank i mod banks, at i // banks): valid and that index."""
+    depth = -(-n // banks)
+    return data.ArrayLayout(data.StructLayout({"valid": unsigned(1), "index": unsigned(index_width(depth))}), banks)
+
+
+def event(n: int, banks: int = 1) -> data.StructLayout:
+    """An event word of a layer with n inputs: up to one event per bank, all in one bin; `last` marks the
+    last word of its bin, `end` the end of the image's events (the rest is then don't-care)."""
+    return data.StructLayout({"slots": slots(n, banks), "bin": unsigned(8),
                               "last": unsigned(1), "end": unsigned(1)})
 
 
-def spike(n_out: int) -> data.StructLayout:
-    """A spike of one layer's neuron, at bin 1 .. 255."""
-    return data.StructLayout({"neuron": unsigned(index_width(n_out)), "bin": unsigned(8)})
+def spike(n_out: int, banks: int = 1) -> data.StructLayout:
+    """Spikes of one layer at one bin (1 .. 255): up to one neuron per bank of the next layer's inputs."""
+    return data.StructLayout({"slots": slots(n_out, banks), "bin": unsigned(8)})
 
 
 def result(n_classes: int) -> data.StructLayout:

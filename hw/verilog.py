@@ -28,7 +28,17 @@ TOP = "bs4nn_core"
 
 
 def _fields(layout: data.StructLayout) -> dict:
-    return {name: {"offset": field.offset, "width": field.width} for name, field in layout}
+    """Each field's offset and width; an array of slots becomes slots.{j}.{name} fields."""
+    fields = {}
+    for name, field in layout:
+        if isinstance(field.shape, data.ArrayLayout):
+            for j, (_, slot) in enumerate(field.shape):
+                for sub, sub_field in slot.shape:
+                    fields[f"{name}.{j}.{sub}"] = {"offset": field.offset + slot.offset + sub_field.offset,
+                                                   "width": sub_field.width}
+        else:
+            fields[name] = {"offset": field.offset, "width": field.width}
+    return fields
 
 
 def port_map(config: CoreConfig, spike_ports: bool = True) -> dict:
@@ -41,8 +51,10 @@ def port_map(config: CoreConfig, spike_ports: bool = True) -> dict:
     }
     if spike_ports:
         for k, layer in enumerate(config.network.layers):
-            lay = layouts.spike(layer.n_out)
-            ports[f"m_axis_spikes_l{k}"] = {"direction": "out", "width": lay.size, "tdata": _fields(lay)}
+            banks = config.layer(k).events_out
+            lay = layouts.spike(layer.n_out, banks)
+            ports[f"m_axis_spikes_l{k}"] = {"direction": "out", "width": lay.size, "tdata": _fields(lay),
+                                            "banks": banks}
     return ports
 
 
@@ -61,7 +73,7 @@ class AxiStreamCore(wiring.Component):
         }
         if spike_ports:
             for k, layer in enumerate(config.network.layers):
-                width = layouts.spike(layer.n_out).size
+                width = layouts.spike(layer.n_out, config.layer(k).events_out).size
                 members |= {f"m_axis_spikes_l{k}_tvalid": Out(1), f"m_axis_spikes_l{k}_tready": In(1),
                             f"m_axis_spikes_l{k}_tdata": Out(width)}
         super().__init__(members)

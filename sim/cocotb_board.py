@@ -74,7 +74,7 @@ async def host_code_drives_the_board(dut):
 
     def host() -> dict:
         link = HostLink(uart, empty_reads=3)
-        run = run_images(link, artifact.network, artifact.id32, images, lanes=job["lanes"])
+        run = run_images(link, artifact.network, artifact.id32, images, lanes=job["lanes"], events=job.get("events"))
         good = lp.frame(lp.CLASSIFY, images[0].tobytes())
         corrupted = bytearray(good)
         corrupted[-1] ^= 0x01

@@ -15,7 +15,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from bs4nn.sim.scoreboard import check_and_report, field_value
+from bs4nn.sim.scoreboard import check_and_report, field_value, spike_word
 
 
 class CoreTB:
@@ -82,11 +82,11 @@ class CoreTB:
             tready.value = int(ready)
             await ReadOnly()
             if valid.value and ready:
-                value = int(tdata.value)
-                neuron, b = field_value(value, fields["neuron"]), field_value(value, fields["bin"])
+                neurons, b = spike_word(int(tdata.value), fields)
                 layer = self.spikes[self.image][k]
-                assert neuron not in layer, f"image {self.image} layer {k}: neuron {neuron} spiked twice"
-                layer[neuron] = b
+                for neuron in neurons:
+                    assert neuron not in layer, f"image {self.image} layer {k}: neuron {neuron} spiked twice"
+                    layer[neuron] = b
 
     async def send(self, pixels: np.ndarray, abort_after: int | None = None) -> tuple[int, int]:
         """Send one image (or, with abort_after, that many pixels, possibly none, and then an abort); return

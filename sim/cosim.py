@@ -45,7 +45,7 @@ def _outcome(d: dict) -> ImageOutcome:
     return ImageOutcome(d["decision"], d["first_spike_bin"], d["cycles"], d["events"], spikes)
 
 
-def cosimulate(model_dir, images: np.ndarray, *, simulator: str = "icarus", mode: str = "full", lanes=None,
+def cosimulate(model_dir, images: np.ndarray, *, simulator: str = "icarus", mode: str = "full", lanes=None, events=None,
                names: list[str] | None = None, stall: float = 0.0, aborts: dict | None = None, seed: int = 0,
                work_dir, chunk: int = 100, progress: bool = False, waves_on_failure: int = 3,
                preload: bool = False, shards: int = 1) -> Cosim:
@@ -55,7 +55,7 @@ def cosimulate(model_dir, images: np.ndarray, *, simulator: str = "icarus", mode
     if preload and (stall or aborts):
         raise ValueError("the preload harness streams images without stalls or aborts")
     artifact = read_artifact(model_dir)
-    config = CoreConfig(artifact.network, lanes=lanes, mode=mode)
+    config = CoreConfig(artifact.network, lanes=lanes, mode=mode, events=events)
     images = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
     names = names or [f"image {i}" for i in range(len(images))]
     work_dir = Path(work_dir)
@@ -118,6 +118,7 @@ def write_trace(path, cosim: Cosim, labels=None, config: dict | None = None) -> 
         spikes, decision, first_spike_bin = arrays["spikes"], arrays["decision"], arrays["first_spike_bin"]
 
     meta = {"model_id": cosim.model_id, "mode": cosim.config.mode, "lanes": list(cosim.config.lanes),
+            "events_per_cycle": list(cosim.config.events),
             "source": "hardware"} | (config or {})
     write_dump(path, _Inference, labels=labels, config=meta, cycles=arrays["cycles"])
     csv_path = path.with_suffix(".csv")

@@ -95,7 +95,7 @@ def harness_verilog(core: dict, core_verilog: str, capacity: int) -> str:
 
 def parse_log(text: str, core: dict) -> tuple[list[dict], list[list[dict]], list[int], list[int]]:
     """(results, spikes per image and layer, first-pixel cycles, measured cycles) from a harness log."""
-    from .scoreboard import field_value
+    from .scoreboard import field_value, spike_word
 
     n_layers = len(core["layers"])
     result_fields = core["ports"]["m_axis_result"]["tdata"]
@@ -114,11 +114,12 @@ def parse_log(text: str, core: dict) -> tuple[list[dict], list[list[dict]], list
             measured.append(cycle - lasts[len(results) - 1])
         elif kind == "S":
             k, value = int(values[0]), int(values[1])
-            neuron, b = field_value(value, spike_fields[k]["neuron"]), field_value(value, spike_fields[k]["bin"])
+            neurons, b = spike_word(value, spike_fields[k])
             layer = spikes[-1][k]
-            if neuron in layer:
-                raise ValueError(f"image {len(spikes) - 1} layer {k}: neuron {neuron} spiked twice")
-            layer[neuron] = b
+            for neuron in neurons:
+                if neuron in layer:
+                    raise ValueError(f"image {len(spikes) - 1} layer {k}: neuron {neuron} spiked twice")
+                layer[neuron] = b
     return results, spikes, firsts, measured
 
 

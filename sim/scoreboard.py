@@ -24,6 +24,14 @@ def field_value(value: int, layout: dict) -> int:
     return (value >> layout["offset"]) & ((1 << layout["width"]) - 1)
 
 
+def spike_word(value: int, fields: dict) -> tuple[list[int], int]:
+    """(neurons, bin) of one spike-port word: slot j's index r stands for neuron r * banks + j."""
+    banks = sum(1 for name in fields if name.endswith(".valid"))
+    neurons = [field_value(value, fields[f"slots.{j}.index"]) * banks + j for j in range(banks)
+               if field_value(value, fields[f"slots.{j}.valid"])]
+    return neurons, field_value(value, fields["bin"])
+
+
 @dataclass
 class ImageOutcome:
     """What the hardware reported for one image."""
@@ -107,9 +115,9 @@ def check_and_report(job: dict, core: dict, images: np.ndarray, names: list[str]
     network = read_artifact(job["model"]).network
     ref = reference.run(network, images)
     mode = core["mode"]
-    plan = schedule(network.sizes, core["lanes"], encode_pixels(images), ref.spikes)
+    plan = schedule(network.sizes, core["lanes"], encode_pixels(images), ref.spikes, core.get("events"))
     board = Scoreboard(ref, mode, plan.cycles(mode) if cycles_checked else None,
-                       plan.events(mode) if cycles_checked else None)
+                       plan.words(mode) if cycles_checked else None)
     outcomes = []
     if len(results) != len(images):
         board.mismatches.append(f"the core answered {len(results)} of {len(images)} images")
@@ -124,7 +132,7 @@ def check_and_report(job: dict, core: dict, images: np.ndarray, names: list[str]
         outcomes.append({"decision": outcome.decision, "first_spike_bin": outcome.first_spike_bin,
                          "cycles": outcome.cycles, "events": outcome.events,
                          "spikes": [{str(n): b for n, b in layer.items()} for layer in outcome.spikes],
-                         "model_cycles": int(plan.cycles(mode)[i]), "model_events": int(plan.events(mode)[i]),
+                         "model_cycles": int(plan.cycles(mode)[i]), "model_events": int(plan.words(mode)[i]),
                          "floor_cycles": int(plan.floor(mode)[i]),
                          "model_layer_events": plan.layer_events(mode)[i].tolist()})
     report = {"outcomes": outcomes, "mismatches": board.mismatches,

@@ -74,7 +74,7 @@ def check_model(info: lp.Info, network: Network, id32: str) -> None:
         raise BoardError(f"the board speaks protocol version {info.version}, this host {lp.PROTOCOL_VERSION}")
 
 
-def run_images(link: HostLink, network: Network, id32: str, images: np.ndarray, lanes=None, names=None,
+def run_images(link: HostLink, network: Network, id32: str, images: np.ndarray, lanes=None, events=None, names=None,
                progress: bool = False) -> BoardRun:
     """Check the model ID, send every image, compare decision and t* with the reference and, given the
     board's lanes, the cycles and events with the cycle model."""
@@ -82,7 +82,7 @@ def run_images(link: HostLink, network: Network, id32: str, images: np.ndarray, 
     check_model(info, network, id32)
     images = np.asarray(images, np.uint8).reshape(len(images), -1)
     ref = run_reference(network, images)
-    plan = schedule(network.sizes, lanes, encode_pixels(images), ref.spikes) if lanes is not None else None
+    plan = schedule(network.sizes, lanes, encode_pixels(images), ref.spikes, events) if lanes is not None else None
     names = names or [f"image {i}" for i in range(len(images))]
     result = BoardRun([])
     indices = range(len(images))
@@ -98,7 +98,7 @@ def run_images(link: HostLink, network: Network, id32: str, images: np.ndarray, 
             result.disagreements.append(f"{names[i]}: the board answers class {answer.decision} at bin "
                                         f"{answer.first_spike_bin}, the reference class {expected[0]} at bin {expected[1]}")
         if plan is not None:
-            model = (int(plan.cycles(info.mode)[i]), int(plan.events(info.mode)[i]))
+            model = (int(plan.cycles(info.mode)[i]), int(plan.words(info.mode)[i]))
             if (answer.cycles, answer.events) != model:
                 result.disagreements.append(f"{names[i]}: the board counts {answer.cycles} cycles and "
                                             f"{answer.events} events, the cycle model {model[0]} and {model[1]}")

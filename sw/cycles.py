@@ -4,16 +4,21 @@ The hardware (hw/, docs/hardware.md) is event-driven and its timing depends only
 in which bins, so the full-mode reference run determines it. Co-simulation asserts that the model and
 the RTL agree on every image exactly; this module never imports the hardware.
 
+Events travel in words: layer k takes E_k events per word, one from each bank of its inputs (input i
+in bank i mod E_k), all of one bin; a bin whose busiest bank holds c events takes c words (word w holds
+one event of every bank with more than w). With E = 1 a word is one event.
+
 Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
-- The input stage offers layer 0 its first event in cycle 2, each next one of the same bin the cycle
+- The input stage offers layer 0 its first word in cycle 2, each next one of the same bin the cycle
   after the previous was taken and a new bin's first two cycles after (hidden by the layer's CLOSE
-  cycle, so it never delays the layer); the end marker comes two cycles after the last event was
+  cycle, so it never delays the layer); the end marker comes two cycles after the last word was
   taken (cycle 2 when there is no event at all).
   Bin-255 input events are skipped when layer 0 is hidden.
-- A layer in ACCUM takes an event when one is offered, spending G = ceil(n_out / P) cycles on it (the
-  last of them takes it). After a bin's last event comes one CLOSE cycle, then one cycle per neuron
-  that fired (EMIT). A spike sent in cycle c is offered to the next layer from cycle c + 2 (the queue
-  between layers reads its block RAM through a register).
+- A layer in ACCUM takes a word when one is offered, spending G = ceil(n_out / P) cycles on it (the
+  last of them takes it). After a bin's last word comes one CLOSE cycle, then one cycle per word of the
+  neurons that fired (EMIT, banked by the next layer's E; the output layer's spikes one per word). A
+  word sent in cycle c is offered to the next layer from cycle c + 2 (the queue between layers reads its
+  block RAM through a register).
   Spikes at bin 255 are not sent to a hidden layer.
 - The end marker follows the last event. A hidden layer passes it on in the cycle it takes it (offered
   to the next layer two cycles later). The
@@ -21,7 +26,8 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
   CLOSE of its first firing bin (early mode), when it takes the end marker (full mode), or G + 1 cycles
   after that (no output spike: argmax over the G groups, then the last merge). The result is valid the
   cycle after the decision: cycles = decision cycle + 1.
-- `events` counts events integrated by all layers before the decision cycle.
+- `events` counts events integrated by all layers before the decision cycle; the core's counter counts
+  words (`Schedule.words`), the same number when every E is 1.
 
 The floor (`event_floor`) is what no schedule of the same events can beat when layer k integrates at most
 E_k events per cycle: layer 0's events are there from cycle 1; a spike of bin b can be integrated the cycle
@@ -69,6 +75,18 @@ def parse_lanes(lanes, sizes_out) -> tuple[int, ...]:
     return lanes
 
 
+def parse_events(events, sizes_in) -> tuple[int, ...]:
+    """Events per cycle E per layer (inputs banked by i mod E), like `parse_lanes` over each n_in: an int
+    (capped at each n_in), "E0,E1" ("max": every input in its own bank), a sequence, or None (1)."""
+    sizes = [int(n) for n in sizes_in]
+    if events is None:
+        return (1,) * len(sizes)
+    try:
+        return parse_lanes(events, sizes)
+    except ValueError as error:
+        raise ValueError(str(error).replace("lanes", "events per cycle").replace("n_out", "n_in")) from None
+
+
 @dataclass
 class Schedule:
     """Per image and mode: cycles, and the events each layer integrates before the decision."""
@@ -77,8 +95,10 @@ class Schedule:
     cycles_early: np.ndarray
     layer_events_full: np.ndarray  # int64 (N, L)
     layer_events_early: np.ndarray
-    floor_full: np.ndarray  # int64 (N,): the event floor at one event per cycle per layer
+    floor_full: np.ndarray  # int64 (N,): the event floor at the same events per cycle
     floor_early: np.ndarray
+    layer_words_full: np.ndarray  # int64 (N, L): event words (one per cycle group; = events when E = 1)
+    layer_words_early: np.ndarray
 
     def cycles(self, mode: str) -> np.ndarray:
         return self.cycles_full if mode == "full" else self.cycles_early
@@ -92,76 +112,91 @@ class Schedule:
     def events(self, mode: str) -> np.ndarray:
         return self.layer_events(mode).sum(axis=1)
 
+    def words(self, mode: str) -> np.ndarray:
+        """What the core's `events` counter reports: event words integrated before the decision."""
+        return (self.layer_words_full if mode == "full" else self.layer_words_early).sum(axis=1)
+
     def synaptic_updates(self, mode: str, sizes_out) -> np.ndarray:
         """Weight reads applied to potentials: each event of layer k updates its n_out_k neurons."""
         return self.layer_events(mode) @ np.asarray(sizes_out, np.int64)
 
 
-def _layer(arrivals, bins, groups, fired_by_bin, is_output, forward_255):
-    """Run one layer over its events (arrival cycle, bin), ascending bins; return (consume cycles,
-    outgoing events as (bin, offered cycle), end offered cycle or decisions)."""
+def _bin_words(bins: np.ndarray, indices: np.ndarray, banks: int) -> dict[int, list[int]]:
+    """Per bin: the events of each word, when input i sits in bank i mod `banks` and a word takes one
+    event per bank (word w holds one event of every bank with more than w events in the bin)."""
+    words = {}
+    for b in np.unique(bins).tolist():
+        counts = np.bincount(indices[bins == b] % banks, minlength=banks)
+        words[b] = [int((counts > w).sum()) for w in range(int(counts.max()))]
+    return words
+
+
+def _layer(words_in, groups, fired_words, is_output, forward_255):
+    """Run one layer over its event words (bin, arrival cycle, events), ascending bins; return (end cycle,
+    per word its consume cycle, outgoing words, first firing close)."""
     t = 0
     consumed = []
-    out_bins, out_cycles = [], []
+    words_out = []
     first_close = None
-    n = len(bins)
-    for e in range(n):
-        start = max(t, arrivals[e])
+    n = len(words_in)
+    for e, (b, arrival, _) in enumerate(words_in):
+        start = max(t, arrival)
         consumed.append(start + groups - 1)
         t = start + groups
-        if e == n - 1 or bins[e + 1] != bins[e]:  # last event of its bin: CLOSE in cycle t
-            b = int(bins[e])
-            fired = fired_by_bin.get(b + 1, 0) if (b < T_MAX - 1) else 0
+        if e == n - 1 or words_in[e + 1][0] != b:  # last word of its bin: CLOSE in cycle t
+            fired = fired_words.get(b + 1, []) if b < T_MAX - 1 else []
             if fired and is_output and first_close is None:
                 first_close = t
             if fired:
-                if forward_255 or b + 1 < T_MAX - 1:
-                    out_bins.extend([b + 1] * fired)
-                    out_cycles.extend(range(t + 3, t + 3 + fired))  # sent in t+1.., offered two cycles later
-                t += 1 + fired
+                if forward_255 or b + 1 < T_MAX - 1:  # sent in t+1.., offered two cycles later
+                    words_out.extend((b + 1, t + 3 + w, n_events) for w, n_events in enumerate(fired))
+                t += 1 + len(fired)
             else:
                 t += 1
-    return t, consumed, out_bins, out_cycles, first_close
+    return t, consumed, words_out, first_close
 
 
-def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray]) -> Schedule:
+def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], events=None) -> Schedule:
     """Predict every image's cycles. `sizes` = [n_in, n_1, ..., n_classes]; `input_bins` (N, n_in) in
-    0..255; `spikes` the full-mode reference's spike bins per layer (N, n_out)."""
+    0..255; `spikes` the full-mode reference's spike bins per layer (N, n_out); `events` E per layer."""
     sizes = [int(s) for s in sizes]
     n_layers = len(sizes) - 1
     lanes = parse_lanes(lanes, sizes[1:])
+    banks = parse_events(events, sizes[:-1]) + (1,)  # the output layer's spikes leave one per word
     groups = [-(-n // p) for n, p in zip(sizes[1:], lanes)]
     input_bins = np.asarray(input_bins)
     n_images = input_bins.shape[0]
-    cycles_full, cycles_early = np.zeros(n_images, np.int64), np.zeros(n_images, np.int64)
-    events_full, events_early = np.zeros((n_images, n_layers), np.int64), np.zeros((n_images, n_layers), np.int64)
+    cycles = {mode: np.zeros(n_images, np.int64) for mode in MODES}
+    counted = {(what, mode): np.zeros((n_images, n_layers), np.int64) for what in ("events", "words") for mode in MODES}
     for i in range(n_images):
-        bins = np.sort(input_bins[i].astype(np.int64), kind="stable")
-        if n_layers > 1:
-            bins = bins[bins < T_MAX - 1]
-        arrivals = [2] * len(bins)
+        bins = input_bins[i].astype(np.int64)
+        keep = bins < T_MAX - 1 if n_layers > 1 else np.ones(len(bins), bool)
+        words = [(b, 2, n) for b, ws in sorted(_bin_words(bins[keep], np.flatnonzero(keep), banks[0]).items())
+                 for n in ws]
         end_arrival = 2
         all_consumed = []
         for k in range(n_layers):
-            row = spikes[k][i]
-            values, counts = np.unique(row[row < T_MAX], return_counts=True)
-            fired_by_bin = dict(zip(values.tolist(), counts.tolist()))
+            row = spikes[k][i].astype(np.int64)
+            fired = row < T_MAX
+            fired_words = _bin_words(row[fired], np.flatnonzero(fired), banks[k + 1])
             is_output = k == n_layers - 1
             forward_255 = k + 2 >= n_layers  # the next layer (if any) is the output layer
-            t, consumed, out_bins, out_cycles, first_close = _layer(
-                arrivals, bins.tolist(), groups[k], fired_by_bin, is_output, forward_255)
-            all_consumed.append(np.asarray(consumed, np.int64))
+            t, consumed, words_out, first_close = _layer(words, groups[k], fired_words, is_output, forward_255)
+            all_consumed.append((np.asarray(consumed, np.int64), np.array([w[2] for w in words], np.int64)))
             end_taken = max(t, end_arrival)
             if not is_output:
-                bins, arrivals, end_arrival = np.asarray(out_bins, np.int64), out_cycles, end_taken + 2
+                words, end_arrival = words_out, end_taken + 2
                 continue
-            decided_full = end_taken if first_close is not None else end_taken + groups[k] + 1
-            decided_early = first_close + 1 if first_close is not None else decided_full
-        cycles_full[i], cycles_early[i] = decided_full + 1, decided_early + 1
-        events_full[i] = [int((c < decided_full).sum()) for c in all_consumed]
-        events_early[i] = [int((c < decided_early).sum()) for c in all_consumed]
-    floor_full, floor_early = event_floor(sizes, input_bins, spikes)
-    return Schedule(cycles_full, cycles_early, events_full, events_early, floor_full, floor_early)
+            decided = {"full": end_taken if first_close is not None else end_taken + groups[k] + 1}
+            decided["early"] = first_close + 1 if first_close is not None else decided["full"]
+        for mode in MODES:
+            cycles[mode][i] = decided[mode] + 1
+            before = [c < decided[mode] for c, _ in all_consumed]
+            counted["words", mode][i] = [int(b.sum()) for b in before]
+            counted["events", mode][i] = [int(n[b].sum()) for b, (_, n) in zip(before, all_consumed)]
+    floor_full, floor_early = event_floor(sizes, input_bins, spikes, banks[:-1])
+    return Schedule(cycles["full"], cycles["early"], counted["events", "full"], counted["events", "early"],
+                    floor_full, floor_early, counted["words", "full"], counted["words", "early"])
 
 
 def layer_event_bins(input_bins: np.ndarray, spikes: list[np.ndarray], image: int) -> list[np.ndarray]:

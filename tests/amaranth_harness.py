@@ -70,10 +70,13 @@ def simulate(config: CoreConfig, images: np.ndarray, rng=None, stall=0.0, aborts
                 ctx.set(port.ready, ready)
                 *_, valid, payload = await ctx.tick().sample(port.valid, port.payload)
                 if valid and ready:
-                    neuron, b = int(payload.neuron), int(payload.bin)
+                    b, slots = int(payload.bin), payload.slots
                     layer = spikes[state["image"]][k]
-                    assert neuron not in layer, f"image {state['image']} layer {k}: neuron {neuron} spiked twice"
-                    layer[neuron] = b
+                    for j in range(len(slots)):
+                        if int(slots[j].valid):
+                            neuron = int(slots[j].index) * len(slots) + j
+                            assert neuron not in layer, f"image {state['image']} layer {k}: neuron {neuron} spiked twice"
+                            layer[neuron] = b
         return take
 
     sim = Simulator(dut)

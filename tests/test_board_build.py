@@ -55,3 +55,35 @@ def test_yosys_synthesises_the_verilog_of_the_tree(arty_tree):
     estimate = arty_tree["estimate"]
     assert estimate["part"] == "xc7a35t" and estimate["use"]["LUT"] > 50 and estimate["use"]["FF"] > 50
     assert 0 < estimate["percent"]["LUT"] < 100 and estimate["logic_levels"] >= estimate["lut_levels"] >= 2
+
+
+def test_sweep_writes_one_row_per_point_with_the_cycle_models_cycles(tmp_path):
+    import csv
+    import json
+
+    from bs4nn.boards.sweep import parse_point, sweep
+    from bs4nn.hw.config import CoreConfig
+    from bs4nn.sw import reference
+    from bs4nn.sw.cycles import schedule
+    from bs4nn.sw.semantics import encode_pixels
+
+    rng = np.random.default_rng(3)
+    network = random_network([16, 6, 3], rng, input_shape=(4, 4), threshold_range=(1, 4))
+    artifact = write_artifact(tmp_path / "model", network, "digits", PROVENANCE)
+    images = rng.choice([0, 0, 30, 200, 255], size=(6, 16)).astype(np.uint8)
+    points = [parse_point("2,3/1"), parse_point("max/4,max")]
+    rows = sweep(artifact.path, images, points, tmp_path / "sweep")
+    ref = reference.run(network, images)
+    assert [(r["lanes"], r["events"]) for r in rows] == [("2,3", "1,1"), ("6,3", "4,6")]
+    for row, point in zip(rows, points):
+        config = CoreConfig(network, lanes=point.lanes, mode="early", events=point.events)
+        cycles = schedule(network.sizes, config.lanes, encode_pixels(images), ref.spikes, config.events).cycles("early")
+        assert row["cycles_mean"] == round(float(cycles.mean()), 2) and row["cycles_max"] == int(cycles.max())
+        assert row["LUT"] > 0 and row["logic_levels"] >= 1
+        assert row["fits_35t_60pct"] == (row["LUT"] <= 0.6 * 20800 and row["BRAM36"] <= 50)
+        assert row["images_per_s_bound"] == round(100e6 / (16 + float(cycles.mean())))
+    with open(tmp_path / "sweep" / "sweep.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [t["events"] for t in table] == ["1,1", "4,6"] and float(table[1]["cycles_mean"]) == rows[1]["cycles_mean"]
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text()) == rows
+    assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -19,12 +19,13 @@ PROVENANCE = {"command": "tests", "seed": 0, "commit": None, "created": "2026-11
 def test_host_code_over_a_simulated_uart(tmp_path):
     network = random_network([64, 20, 10], np.random.default_rng(21), input_shape=(8, 8), threshold_range=(1, 6))
     artifact = write_artifact(tmp_path / "model", network, "digits", PROVENANCE)
-    config = CoreConfig(network, lanes=(5, 10), mode="early")
+    config = CoreConfig(network, lanes=(5, 10), mode="early", events=(3, 20))  # banked inputs and spikes
     top_dir = write_uart_top(config, artifact.model_id, divisor=8, out_dir=tmp_path / "top", timeout_bits=32)
     images = datasets.load("digits", "test").images[:4].reshape(4, -1)
     built = runner.build(top_dir, "icarus", tmp_path / "build", top=TOP)
     report = runner.run(built, images, artifact.path, tmp_path / "run", test_module="bs4nn.sim.cocotb_board",
-                        extra={"divisor": 8, "timeout_bits": 32, "lanes": list(config.lanes)})
+                        extra={"divisor": 8, "timeout_bits": 32, "lanes": list(config.lanes),
+                                                                    "events": list(config.events)})
     assert not report["disagreements"], report["disagreements"]
     ref = reference.run(network, images)
     assert [a[0] for a in report["answers"]] == ref.decision.tolist()

@@ -60,8 +60,9 @@ def test_rom_words_with_all_lanes_are_the_artifact_rows():
             assert sum(words[i * groups + g] << (g * lanes) for g in range(groups)) == row
 
 
-def _input_stage_run(n_in, images, skip, rng, stall=0.3, bad_tlast=False):
-    dut = InputStage(n_in, skip)
+def _input_stage_run(n_in, images, skip, rng, stall=0.3, bad_tlast=False, banks=1):
+    """Per image: (words as (pixels, bin, last), framing error); slot j's index r is pixel r * banks + j."""
+    dut = InputStage(n_in, skip, banks)
     seen = []
 
     async def bench(ctx):
@@ -80,7 +81,9 @@ def _input_stage_run(n_in, images, skip, rng, stall=0.3, bad_tlast=False):
                 if valid and ready:
                     if payload.end:
                         break
-                    events.append((int(payload.index), int(payload.bin), int(payload.last)))
+                    pixels = [int(payload.slots[j].index) * banks + j for j in range(banks)
+                              if int(payload.slots[j].valid)]
+                    events.append((pixels, int(payload.bin), int(payload.last)))
             ctx.set(dut.events.ready, 0)
             seen.append((events, ctx.get(dut.framing_error)))
             ctx.set(dut.restart, 1)
@@ -95,19 +98,27 @@ def _input_stage_run(n_in, images, skip, rng, stall=0.3, bad_tlast=False):
 
 
 @pytest.mark.parametrize("skip", [False, True])
-def test_input_stage_hands_out_every_pixel_once_by_bin(skip):
-    rng = np.random.default_rng(5)
+@pytest.mark.parametrize("banks", [1, 3, 8])
+def test_input_stage_hands_out_every_pixel_once_by_bin(skip, banks):
+    """Every pixel once, bins ascending; in each bin, word w holds one pixel of every bank with more than
+    w of the bin's pixels (pixel i in bank i mod E), and `last` marks the bin's last word."""
+    rng = np.random.default_rng(5 + banks)
     n_in = 37
     images = rng.choice([0, 0, 0, 1, 7, 128, 255, 255], size=(3, n_in)).astype(np.uint8)
     images[2] = 0  # an all-black image: nothing (skip) or only bin 255
-    for image, (events, framing) in zip(images, _input_stage_run(n_in, images, skip, rng)):
+    for image, (words, framing) in zip(images, _input_stage_run(n_in, images, skip, rng, banks=banks)):
         assert not framing
         expected = sorted((i, 255 - int(p)) for i, p in enumerate(image) if not (skip and p == 0))
-        assert sorted((i, b) for i, b, _ in events) == expected
-        bins = [b for _, b, _ in events]
+        assert sorted((i, b) for pixels, b, _ in words for i in pixels) == expected
+        bins = [b for _, b, _ in words]
         assert bins == sorted(bins), "bins must come in ascending order"
-        for e, (_, b, last) in enumerate(events):
-            assert last == (e == len(events) - 1 or events[e + 1][1] != b), f"last flag of event {e}"
+        for e, (pixels, b, last) in enumerate(words):
+            assert last == (e == len(words) - 1 or words[e + 1][1] != b), f"last flag of word {e}"
+            assert len({i % banks for i in pixels}) == len(pixels) >= 1, f"word {e}: one pixel per bank"
+        for b in set(bins):
+            counts = np.bincount([i % banks for i, bb in expected if bb == b], minlength=banks)
+            in_bin = [len(pixels) for pixels, bb, _ in words if bb == b]
+            assert in_bin == [int((counts > w).sum()) for w in range(counts.max())], f"bin {b}"
 
 
 def test_input_stage_reports_a_wrong_tlast():
@@ -117,15 +128,15 @@ def test_input_stage_reports_a_wrong_tlast():
     assert framing
 
 
-def _check_core(network, pixels, lanes, mode, rng, stall, aborts):
-    config = CoreConfig(network, lanes=lanes, mode=mode)
+def _check_core(network, pixels, lanes, mode, rng, stall, aborts, events=1):
+    config = CoreConfig(network, lanes=lanes, mode=mode, events=events)
     results, spikes, meta = simulate(config, pixels, rng=rng, stall=stall, aborts=aborts)
     ref = reference.run(network, pixels)
-    plan = schedule(network.sizes, config.lanes, encode_pixels(pixels), ref.spikes)
-    board = Scoreboard(ref, mode, None if stall else plan.cycles(mode), None if stall else plan.events(mode))
+    plan = schedule(network.sizes, config.lanes, encode_pixels(pixels), ref.spikes, config.events)
+    board = Scoreboard(ref, mode, None if stall else plan.cycles(mode), None if stall else plan.words(mode))
     for i, result in enumerate(results):
         board.check(i, ImageOutcome(**result, spikes=spikes[i]), f"sizes {network.sizes} lanes {config.lanes} "
-                    f"{mode} image {i}")
+                    f"events {config.events} {mode} image {i}")
         measured = meta["result_cycle"][i] - meta["last_pixel_cycle"][i]
         assert measured == result["cycles"], f"the core counts {result['cycles']} cycles, the testbench {measured}"
     assert not board.mismatches, "\n".join(board.mismatches[:10])
@@ -146,10 +157,13 @@ def test_core_equals_reference_and_cycle_model_on_random_networks():
         else:
             network, pixels = random_case(rng, n_images=4)
         lanes = [int(rng.integers(1, layer.n_out + 1)) for layer in network.layers]
+        # events per cycle: one (a third of the cases), else random per layer up to every input
+        events = 1 if case % 3 == 0 else [int(rng.integers(1, layer.n_in + 1)) for layer in network.layers]
         stall = 0.25 if case % 2 else 0.0
         aborts = {1} if case % 4 == 1 else set()
         for mode in ("full", "early"):
-            ref, meta = _check_core(network, pixels, lanes, mode, np.random.default_rng(case), stall, aborts)
+            ref, meta = _check_core(network, pixels, lanes, mode, np.random.default_rng(case), stall, aborts,
+                                    events)
             aborted += meta["aborted"]
         stalled += stall > 0
         covered |= situations(network, pixels, ref)
@@ -159,16 +173,17 @@ def test_core_equals_reference_and_cycle_model_on_random_networks():
     assert stalled and aborted
 
 
-@pytest.mark.parametrize("lanes", [1, 3, 7])
-def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes):
-    """A hidden LayerUnit alone: events in by bin, spikes out as the next layer's events (ascending bins,
-    lowest index first, `last` on each bin's last spike, then the end marker), with a stalled output."""
+@pytest.mark.parametrize("lanes,banks_out", [(1, 1), (3, 1), (7, 1), (3, 2), (7, 7)])
+def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes, banks_out):
+    """A hidden LayerUnit alone: events in by bin, spikes out as the next layer's event words (ascending
+    bins; each word the lowest pending neuron of every bank of the next layer, `last` on each bin's last
+    word, then the end marker), with a stalled output."""
     from bs4nn.hw.config import LayerConfig
     from bs4nn.hw.layer import LayerUnit
 
     rng = np.random.default_rng(lanes)
     network = random_network([9, 7], rng, threshold_range=(1, 3))
-    config = LayerConfig(0, 9, 7, lanes, is_output=False, next_is_hidden=False)
+    config = LayerConfig(0, 9, 7, lanes, is_output=False, next_is_hidden=False, events_out=banks_out)
     dut = LayerUnit(config, network.layers[0].signs, network.layers[0].thresholds)
     images = [rng.choice([3, 3, 40, 41, 200, 254], size=9) for _ in range(3)]
     received = []
@@ -179,9 +194,10 @@ def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes):
             for n, i in enumerate(order):
                 last = n == len(order) - 1 or bins[order[n + 1]] != bins[i]
                 ctx.set(dut.events.valid, 1)
-                ctx.set(dut.events.payload, {"index": i, "bin": int(bins[i]), "last": int(last), "end": 0})
+                ctx.set(dut.events.payload, {"slots": [{"valid": 1, "index": i}], "bin": int(bins[i]),
+                                             "last": int(last), "end": 0})
                 await ctx.tick().until(dut.events.ready)
-            ctx.set(dut.events.payload, {"index": 0, "bin": 0, "last": 0, "end": 1})
+            ctx.set(dut.events.payload, {"slots": [{"valid": 0, "index": 0}], "bin": 0, "last": 0, "end": 1})
             await ctx.tick().until(dut.events.ready)
             ctx.set(dut.events.valid, 0)
 
@@ -196,7 +212,9 @@ def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes):
                 if valid and ready:
                     if payload.end:
                         break
-                    spikes.append((int(payload.bin), int(payload.index), int(payload.last)))
+                    neurons = [int(payload.slots[j].index) * banks_out + j for j in range(banks_out)
+                               if int(payload.slots[j].valid)]
+                    spikes.append((int(payload.bin), neurons, int(payload.last)))
             received.append(spikes)
 
     sim = Simulator(dut)
@@ -205,8 +223,16 @@ def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes):
     sim.add_testbench(take)
     sim.run()
     expected_bins = reference.run_bins(network, np.array(images)).spikes[0]
-    for bins, spikes in zip(expected_bins, received):
+    for bins, words in zip(expected_bins, received):
         expected = sorted((int(b), j) for j, b in enumerate(bins) if b < 256)
-        assert [(b, j) for b, j, _ in spikes] == expected
-        for n, (b, _, last) in enumerate(spikes):
-            assert last == (n == len(spikes) - 1 or spikes[n + 1][0] != b)
+        assert sorted((b, j) for b, neurons, _ in words for j in neurons) == expected
+        for n, (b, neurons, last) in enumerate(words):
+            assert last == (n == len(words) - 1 or words[n + 1][0] != b)
+            assert len({j % banks_out for j in neurons}) == len(neurons) >= 1, "one neuron per bank"
+        for b in {b for b, _, _ in words}:
+            in_bin = [neurons for bb, neurons, _ in words if bb == b]
+            for j in range(banks_out):
+                order = [x for neurons in in_bin for x in neurons if x % banks_out == j]
+                assert order == sorted(order), f"bin {b} bank {j}: lowest first"
+            counts = np.bincount([j % banks_out for bb, j in expected if bb == b], minlength=banks_out)
+            assert [len(n) for n in in_bin] == [int((counts > w).sum()) for w in range(counts.max())]

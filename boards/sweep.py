@@ -1,0 +1,128 @@
+"""Design-space sweep: lanes P and events per cycle E against area, logic depth and cycles per image.
+
+Each configuration is built for the Arty A7 as `bs4nn bitstream` builds it (the board top behind the UART)
+and synthesised by the open yosys estimate (LUT / FF / BRAM36, logic levels between registers; both
+Artix-7 parts, since the netlist is the same); its cycles per image come from the cycle model on the
+images given (exact: co-simulation checks the model on every image). Rows are written after each
+configuration (CSV and JSON, atomically), so an interrupted sweep keeps what it measured.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bs4nn.export.artifact import read_artifact
+from bs4nn.hw.config import CoreConfig
+from bs4nn.sw import reference
+from bs4nn.sw.cycles import schedule
+from bs4nn.sw.semantics import encode_pixels
+
+from .build import XILINX_CAPACITY, build
+
+FIELDS = ["lanes", "events", "mode", "LUT", "FF", "BRAM36", "CARRY4", "logic_levels", "lut_levels",
+          "lut_pct_35t", "lut_pct_100t", "bram_pct_35t", "fits_35t_60pct", "fits_100t", "cycles_mean",
+          "cycles_p95", "cycles_max", "floor_mean", "images_per_s_bound", "build_s"]
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    lanes: str  # as --lanes: "max", "60,10", ...
+    events: str  # as --events: "1", "4,max", ...
+
+
+def parse_point(text: str) -> SweepPoint:
+    """'LANES/EVENTS' (e.g. 'max/4,max', '60,10/1'); EVENTS defaults to 1."""
+    lanes, _, events = text.partition("/")
+    return SweepPoint(lanes or "max", events or "1")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_rows(rows: list[dict], out_dir: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, FIELDS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomic(out_dir / "sweep.csv", buffer.getvalue())
+    _write_atomic(out_dir / "sweep.json", json.dumps(rows, indent=2) + "\n")
+
+
+def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode: str = "early",
+          clock_hz: float = 100e6, progress: bool = False) -> list[dict]:
+    """Build and model every point; returns the rows (also in out_dir/sweep.csv, sweep.json, sweep.png)."""
+    import time
+
+    artifact = read_artifact(model_dir)
+    network = artifact.network
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ref = reference.run(network, images)
+    bins = encode_pixels(images)
+    rows = []
+    iterator = points
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(points, desc="sweep", unit="config")
+    for point in iterator:
+        config = CoreConfig(network, lanes=point.lanes, mode=mode, events=point.events)
+        tag = f"p{'-'.join(map(str, config.lanes))}_e{'-'.join(map(str, config.events))}"
+        began = time.perf_counter()
+        summary = build("arty_a7", model_dir, out_dir / tag, lanes=point.lanes, mode=mode, events=point.events)
+        seconds = time.perf_counter() - began
+        use = summary["estimate"]["use"]
+        plan = schedule(network.sizes, config.lanes, bins, ref.spikes, config.events)
+        cycles = plan.cycles(mode)
+        small, large = XILINX_CAPACITY["xc7a35t"], XILINX_CAPACITY["xc7a100t"]
+        row = {"lanes": ",".join(map(str, config.lanes)), "events": ",".join(map(str, config.events)), "mode": mode,
+               **{k: use[k] for k in ("LUT", "FF", "BRAM36", "CARRY4")},
+               "logic_levels": summary["estimate"]["logic_levels"], "lut_levels": summary["estimate"]["lut_levels"],
+               "lut_pct_35t": round(100 * use["LUT"] / small["LUT"], 1),
+               "lut_pct_100t": round(100 * use["LUT"] / large["LUT"], 1),
+               "bram_pct_35t": round(100 * use["BRAM36"] / small["BRAM36"], 1),
+               "fits_35t_60pct": bool(use["LUT"] <= 0.6 * small["LUT"] and use["BRAM36"] <= small["BRAM36"]),
+               "fits_100t": bool(use["LUT"] <= large["LUT"] and use["BRAM36"] <= large["BRAM36"]),
+               "cycles_mean": round(float(cycles.mean()), 2), "cycles_p95": float(np.percentile(cycles, 95)),
+               "cycles_max": int(cycles.max()), "floor_mean": round(float(plan.floor(mode).mean()), 2),
+               # one pixel per cycle, images one after another: the pixels plus the cycles (drain not counted)
+               "images_per_s_bound": round(clock_hz / (network.layers[0].n_in + float(cycles.mean()))),
+               "build_s": round(seconds, 1)}
+        rows.append(row)
+        write_rows(rows, out_dir)
+    plot_sweep(rows, out_dir / "sweep.png")
+    return rows
+
+
+def plot_sweep(rows: list[dict], path) -> None:
+    """Mean cycles per image against LUTs, each point labelled P/E; the 35T's 60 % and the 100T's 100 %."""
+    from bs4nn.sw.plots import _save, plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in rows:
+        colour = "tab:green" if row["fits_35t_60pct"] else ("tab:blue" if row["fits_100t"] else "tab:red")
+        ax.scatter(row["LUT"], row["cycles_mean"], color=colour, s=30)
+        ax.annotate(f"P {row['lanes']} / E {row['events']}\n{row['logic_levels']} levels",
+                    (row["LUT"], row["cycles_mean"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.axvline(0.6 * XILINX_CAPACITY["xc7a35t"]["LUT"], color="tab:green", linestyle="--", linewidth=0.8,
+               label="60 % of the A7-35T's LUTs")
+    ax.axvline(XILINX_CAPACITY["xc7a100t"]["LUT"], color="tab:blue", linestyle="--", linewidth=0.8,
+               label="the A7-100T's LUTs")
+    ax.axhline(60, color="gray", linestyle=":", linewidth=0.8, label="60 cycles")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("LUTs (open yosys estimate, board top included)")
+    ax.set_ylabel("mean cycles per image (cycle model, after the last pixel)")
+    ax.set_title("design space: lanes P and events per cycle E")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    _save(fig, path)
