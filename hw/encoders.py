@@ -94,3 +94,18 @@ def popcount(m, bits: list, name: str) -> Value:
             nxt.append(level[-1])
         level, depth = nxt, depth + 1
     return level[0][0]
+
+
+def select(m, values: list, index: Value, name: str) -> Value:
+    """values[index] as a balanced tree of 2:1 multiplexers (one signal per node); index < len(values)."""
+    level, bit = list(values), 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            node = Signal(len(level[i]), name=f"{name}_sel{bit}_{i // 2}")
+            m.d.comb += node.eq(Mux(index[bit], level[i + 1], level[i]))
+            nxt.append(node)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, bit = nxt, bit + 1
+    return level[0]

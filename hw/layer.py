@@ -20,8 +20,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
-from .config import LayerConfig, index_width, potential_width
-from .encoders import any_set, lowest_set_bit, popcount
+from .config import SPIKE_QUEUE_ENTRIES, LayerConfig, index_width, potential_width
+from .encoders import any_set, lowest_set_bit, popcount, select
 
 
 def bank_rom_words(signs: np.ndarray, lanes: int, banks: int) -> list[list[int]]:
@@ -104,8 +104,6 @@ class LayerUnit(wiring.Component):
         group = Signal(range(groups))  # stage A: group of the event being issued
         b_valid, b_group, b_last, b_bin = Signal(), Signal(range(groups)), Signal(), Signal(8)  # stage B
         group_valid = Signal(groups)  # groups written during this image; the others read as zero
-        emit_bin = Signal(8)
-        offering = Signal()  # the spike port holds a spike that was not taken yet
         read_group = Signal(range(groups))  # the group whose potentials are read (stage B or fallback)
         thr_group = Signal(range(groups))  # the group whose thresholds are read (stage A, sync)
         m.d.comb += read_group.eq(b_group)
@@ -114,8 +112,20 @@ class LayerUnit(wiring.Component):
         can_fire = Signal()
         m.d.comb += can_fire.eq(b_last & ((b_bin != 255) if cfg.is_output else 1))
 
+        # ---- the spike queue: one entry per closed bin (allocated when stage A issues the bin's last word):
+        # the neurons that fired, bit g of lane l for neuron g*P + l, and their bin; the emitter drains the
+        # entries in order while the layer goes on with the next bins
+        queue_depth = SPIKE_QUEUE_ENTRIES
+        entry_bits = [[Signal(groups, name=f"entry{d}_lane{lane}") for lane in range(lanes)]
+                      for d in range(queue_depth)]
+        entry_bin = [Signal(8, name=f"entry{d}_bin") for d in range(queue_depth)]
+        alloc, head = Signal(range(queue_depth)), Signal(range(queue_depth))  # next to allocate, next to emit
+        reserved = Signal(range(queue_depth + 1))  # allocated and not yet freed
+        complete = Signal(range(queue_depth + 1))  # every group written and not yet freed
+        b_entry = Signal(range(queue_depth))  # stage B: the entry of the word's bin
+
         # ---- stage B, per lane: update one group's potentials; at the end of a bin, compare
-        old_v, new_v, crossed, pending = [], [], [], []
+        old_v, new_v, crossed = [], [], []
         for lane in range(lanes):
             pot = Memory(shape=lane_layout, depth=groups, init=[])
             m.submodules[f"potential{lane}"] = pot
@@ -130,7 +140,6 @@ class LayerUnit(wiring.Component):
                 threshold = thr_read.data
             v_old, fired_old = Signal(signed(width), name=f"v_old{lane}"), Signal(name=f"fired_old{lane}")
             v_new, fire = Signal(signed(width), name=f"v_new{lane}"), Signal(name=f"fire{lane}")
-            lane_pending = Signal(groups, name=f"pending{lane}")
             if banks == 1:
                 step = Mux(rom_data[0][lane], 1, -1)
             else:  # sum of the valid slots' +-1 = 2 * (valid +1 slots) - (valid slots)
@@ -145,19 +154,23 @@ class LayerUnit(wiring.Component):
                 pot_write.addr.eq(b_group), pot_write.en.eq(b_valid),
                 pot_write.data.v.eq(v_new), pot_write.data.fired.eq(fired_old | fire),
             ]
-            with m.If(b_valid & b_last):
-                m.d.sync += lane_pending.bit_select(b_group, 1).eq(fire)
+            for d in range(queue_depth):  # a bin's close: the lanes that fire go to its queue entry
+                with m.If(b_valid & b_last & (b_entry == d)):
+                    m.d.sync += entry_bits[d][lane].bit_select(b_group, 1).eq(fire)
             old_v.append(v_old)
             new_v.append(v_new)
             crossed.append(fire)
-            pending.append(lane_pending)
         with m.If(b_valid):
             m.d.sync += group_valid.bit_select(b_group, 1).eq(1)
 
-        crossed_any = any_set(m, crossed, "crossed")
-        # pending spikes in neuron order: neuron g*P + l is bit g of lane l; a spike word takes the lowest
-        # pending neuron of each of the next layer's banks (neuron n in bank n mod E_out, index n // E_out)
-        pending_bits = [pending[n % lanes][n // lanes] for n in range(cfg.n_out)]
+        # the head entry's spikes in neuron order; a spike word takes the lowest pending neuron of each of
+        # the next layer's banks (neuron n in bank n mod E_out, index n // E_out)
+        has_entry = Signal()
+        m.d.comb += has_entry.eq(complete != 0)
+        head_lanes = [select(m, [entry_bits[d][lane] for d in range(queue_depth)], head, f"head_lane{lane}")
+                      for lane in range(lanes)]
+        emit_bin = select(m, entry_bin, head, "emit_bin")
+        pending_bits = [head_lanes[n % lanes][n // lanes] for n in range(cfg.n_out)]
         out_banks = cfg.events_out
         bank_any, bank_lowest, bank_several = [], [], []
         for j in range(out_banks):
@@ -181,8 +194,9 @@ class LayerUnit(wiring.Component):
             # every real neuron with V(255)
             c_merge, c_close, c_bin = Signal(), Signal(), Signal(8)
             c_base = Signal.like(best_index)
-            m.d.sync += [c_merge.eq((b_valid & b_last & ~decided) | in_fallback),
-                         c_close.eq(b_valid & b_last & (b_group == groups - 1) & ~decided),
+            deciding = Signal()  # stage C decides in this cycle: stage B's word may not merge or close
+            m.d.sync += [c_merge.eq((b_valid & b_last & ~decided & ~deciding) | in_fallback),
+                         c_close.eq(b_valid & b_last & (b_group == groups - 1) & ~decided & ~deciding),
                          c_bin.eq(b_bin), c_base.eq(read_group * lanes)]
             # a balanced tree over (best so far, lane 0, ..., lane P-1), lower indices on the left: the
             # right candidate wins only with a strictly higher potential, so ties keep the lowest index
@@ -213,100 +227,124 @@ class LayerUnit(wiring.Component):
             with m.If(c_merge):
                 m.d.sync += [best_valid.eq(cand[0]), best_v.eq(cand[1]), best_index.eq(cand[2])]
             # the decision, one cycle after the CLOSE of the first bin with an output spike
-            with m.If(c_close & cand[0]):
+            m.d.comb += deciding.eq(c_close & cand[0])
+            with m.If(deciding):
                 m.d.sync += [decided.eq(1), winner.eq(cand[2]), t_star.eq(c_bin + 1)]
                 if self.early:
                     m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]), self.first_spike_bin.eq(c_bin + 1)]
 
+        # ---- the emitter: one word per cycle from the head entry; an entry is freed with its last word
+        # (at once when nothing fired in its bin, or when early exit made its bin useless)
+        offering = Signal()  # the spike port holds a word that was not taken yet
+        spike = self.spikes.payload
+        m.d.comb += spike.bin.eq(emit_bin)
+        for j in range(out_banks):
+            m.d.comb += [spike.slots[j].valid.eq(bank_any[j]), spike.slots[j].index.eq(bank_lowest[j])]
+        live = Signal()
+        m.d.comb += live.eq(has_entry & pending_any)
+        if cfg.is_output:
+            stopped = Const(0)
+            m.d.comb += self.spikes.valid.eq(live)
+            sent = self.spikes.ready
+        else:
+            forward = ~(emit_bin == 255) if cfg.next_is_hidden else Const(1)
+            stopped = Signal()
+            m.d.comb += stopped.eq(has_entry & (emit_bin >= self.stop_bin) & ~offering)
+            out = self.out_events.payload
+            m.d.comb += [self.spikes.valid.eq(live & ~stopped & (self.out_events.ready | ~forward)),
+                         self.out_events.valid.eq(live & ~stopped & forward & self.spikes.ready)]
+            with m.If(has_entry):
+                m.d.comb += [out.slots.eq(spike.slots), out.bin.eq(emit_bin), out.last.eq(~several)]
+            sent = self.spikes.ready & (self.out_events.ready | ~forward)
+        m.d.sync += offering.eq(self.spikes.valid & ~self.spikes.ready)
+        free = Signal()
+        m.d.comb += free.eq(has_entry & (stopped | ~pending_any | (live & sent & ~several)))
+        for d in range(queue_depth):
+            with m.If(head == d):
+                with m.If(free):
+                    m.d.sync += [bits.eq(0) for bits in entry_bits[d]]
+                with m.Elif(live & sent):
+                    for j in range(out_banks):
+                        for r, n in enumerate(range(j, cfg.n_out, out_banks)):
+                            with m.If(bank_lowest[j] == r):
+                                m.d.sync += entry_bits[d][n % lanes].bit_select(n // lanes, 1).eq(0)
+        with m.If(free):
+            m.d.sync += head.eq(Mux(head == queue_depth - 1, 0, head + 1))
+
         # ---- stage A and the unit's phases
         event = self.events.payload
+        # a word is dropped whole or not at all (once its group 0 is issued it holds a queue entry)
         if cfg.is_output:
-            drop = decided if self.early else Const(0)
+            drop = (decided & (group == 0)) if self.early else Const(0)
         else:
-            drop = (event.bin + 1) >= self.stop_bin
+            drop = ((event.bin + 1) >= self.stop_bin) & (group == 0)
         m.d.sync += b_valid.eq(0)
+        allocate = Signal()  # stage A issues group 0 of a bin's last word: its queue entry is reserved
+        completing = Signal()  # stage B writes the last group of a bin's last word: its entry is complete
+        m.d.comb += completing.eq(b_valid & b_last & (b_group == groups - 1))
+        # the input stage may replace a word by the end marker before its last group (early exit): a word
+        # that reserved an entry and never completes gives it back
+        word_reserved, unreserve = Signal(), Signal()
+        m.d.sync += [reserved.eq(reserved + allocate - free - unreserve), complete.eq(complete + completing - free)]
 
         def clear_image():
-            m.d.sync += [group_valid.eq(0), group.eq(0)]
-            m.d.sync += [p.eq(0) for p in pending]
+            m.d.sync += [group_valid.eq(0), group.eq(0), alloc.eq(0), head.eq(0), reserved.eq(0), complete.eq(0),
+                         word_reserved.eq(0)]
+            m.d.sync += [bits.eq(0) for entry in entry_bits for bits in entry]
             if cfg.is_output:
                 m.d.sync += [decided.eq(0), best_valid.eq(0)]
 
         with m.FSM():
             with m.State("ACCUM"):
                 with m.If(self.events.valid):
-                    with m.If(event.end):
-                        m.d.sync += group.eq(0)
-                        if cfg.is_output:
-                            m.d.comb += self.events.ready.eq(1)
-                            with m.If(decided):
-                                m.d.comb += self.finished.eq(1)
-                                if not self.early:
-                                    m.d.comb += [self.decide.eq(1), self.decision.eq(winner),
-                                                 self.first_spike_bin.eq(t_star)]
-                                clear_image()
-                            with m.Else():
-                                m.d.sync += [fallback_group.eq(0), best_valid.eq(0)]
-                                m.next = "FALLBACK"
-                        else:
-                            m.d.comb += [self.out_events.valid.eq(1), self.out_events.payload.end.eq(1),
-                                         self.events.ready.eq(self.out_events.ready)]
-                            with m.If(self.out_events.ready):
-                                clear_image()
+                    with m.If(event.end & word_reserved):
+                        m.d.comb += unreserve.eq(1)
+                        m.d.sync += [word_reserved.eq(0), group.eq(0)]
+                    with m.Elif(event.end):
+                        with m.If(reserved == 0):  # every closed bin's spikes have left
+                            m.d.sync += group.eq(0)
+                            if cfg.is_output:
+                                m.d.comb += self.events.ready.eq(1)
+                                with m.If(decided):
+                                    m.d.comb += self.finished.eq(1)
+                                    if not self.early:
+                                        m.d.comb += [self.decide.eq(1), self.decision.eq(winner),
+                                                     self.first_spike_bin.eq(t_star)]
+                                    clear_image()
+                                with m.Else():
+                                    m.d.sync += [fallback_group.eq(0), best_valid.eq(0)]
+                                    m.next = "FALLBACK"
+                            else:
+                                m.d.comb += [self.out_events.valid.eq(1), self.out_events.payload.end.eq(1),
+                                             self.events.ready.eq(self.out_events.ready)]
+                                with m.If(self.out_events.ready):
+                                    clear_image()
                     with m.Elif(drop):
                         m.d.comb += self.events.ready.eq(1)
                         m.d.sync += group.eq(0)
-                    with m.Else():
+                    with m.Elif(~(event.last & (group == 0) & (reserved == queue_depth))):  # else: the queue is full
                         for j, rom_read in enumerate(rom_reads):
                             if rom_read is not None:
                                 index = event.slots[j].index
                                 m.d.comb += rom_read.addr.eq(index * groups + group if groups > 1 else index)
                         m.d.comb += thr_group.eq(group)
                         m.d.sync += [b_valid.eq(1), b_group.eq(group), b_last.eq(event.last), b_bin.eq(event.bin),
-                                     b_slots.eq(Cat(event.slots[j].valid for j in range(banks)))]
+                                     b_slots.eq(Cat(event.slots[j].valid for j in range(banks))), b_entry.eq(alloc)]
+                        with m.If(event.last & (group == 0)):
+                            m.d.comb += allocate.eq(1)
+                            if groups > 1:
+                                m.d.sync += word_reserved.eq(1)
+                            for d in range(queue_depth):
+                                with m.If(alloc == d):
+                                    m.d.sync += entry_bin[d].eq(event.bin + 1)
                         with m.If(group == groups - 1):
                             m.d.comb += [self.events.ready.eq(1), self.integrated.eq(1)]
                             m.d.sync += group.eq(0)
+                            m.d.sync += word_reserved.eq(0)
                             with m.If(event.last):
-                                m.next = "CLOSE"
+                                m.d.sync += alloc.eq(Mux(alloc == queue_depth - 1, 0, alloc + 1))
                         with m.Else():
                             m.d.sync += group.eq(group + 1)
-            with m.State("CLOSE"):  # stage B handles the last group of the bin's last event
-                m.d.sync += emit_bin.eq(b_bin + 1)
-                with m.If(pending_any | crossed_any):
-                    m.next = "EMIT"
-                with m.Else():
-                    m.next = "ACCUM"
-            with m.State("EMIT"):  # one word per cycle: each bank's lowest pending neuron
-                spike = self.spikes.payload
-                m.d.comb += spike.bin.eq(emit_bin)
-                for j in range(out_banks):
-                    m.d.comb += [spike.slots[j].valid.eq(bank_any[j]), spike.slots[j].index.eq(bank_lowest[j])]
-                if cfg.is_output:
-                    m.d.comb += self.spikes.valid.eq(1)
-                    sent = self.spikes.ready
-                    stopped = Const(0)
-                else:
-                    forward = ~(emit_bin == 255) if cfg.next_is_hidden else Const(1)
-                    stopped = (emit_bin >= self.stop_bin) & ~offering
-                    out = self.out_events.payload
-                    m.d.comb += [
-                        out.slots.eq(spike.slots), out.bin.eq(emit_bin), out.last.eq(~several),
-                        self.spikes.valid.eq(~stopped & (self.out_events.ready | ~forward)),
-                        self.out_events.valid.eq(~stopped & forward & self.spikes.ready),
-                    ]
-                    sent = self.spikes.valid & self.spikes.ready
-                m.d.sync += offering.eq(self.spikes.valid & ~self.spikes.ready)
-                with m.If(stopped):
-                    m.d.sync += [p.eq(0) for p in pending]
-                    m.next = "ACCUM"
-                with m.Elif(sent):
-                    for j in range(out_banks):
-                        for r, bit in enumerate(pending_bits[j::out_banks]):
-                            with m.If(bank_lowest[j] == r):
-                                m.d.sync += bit.eq(0)
-                    with m.If(~several):
-                        m.next = "ACCUM"
             if cfg.is_output:
                 with m.State("FALLBACK"):  # no output spike: argmax of V(255), one group per cycle
                     m.d.comb += [in_fallback.eq(1), read_group.eq(fallback_group)]

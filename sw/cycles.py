@@ -44,6 +44,7 @@ import numpy as np
 
 T_MAX = 256
 MODES = ("full", "early")
+SPIKE_QUEUE_ENTRIES = 4  # closed bins a layer holds for its emitter (hw/layer.py)
 
 
 def parse_lanes(lanes, sizes_out) -> tuple[int, ...]:
@@ -131,29 +132,38 @@ def _bin_words(bins: np.ndarray, indices: np.ndarray, banks: int) -> dict[int, l
     return words
 
 
-def _layer(words_in, groups, fired_words, is_output, forward_255):
-    """Run one layer over its event words (bin, arrival cycle, events), ascending bins; return (end cycle,
-    per word its consume cycle, outgoing words, first firing close)."""
-    t = 0
-    consumed = []
-    words_out = []
+def _layer(words_in, groups, fired_words, is_output, forward_255, from_input):
+    """Run one layer over its event words (bin, arrival cycle, events), ascending bins; return (cycle the
+    end marker is taken from, per word its consume cycle, outgoing words, cycle of the first firing
+    close). `from_input`: the words come from the input stage, which offers each word the cycle after
+    the previous one was taken, a new bin's first two cycles after."""
+    t = 0  # stage A is free from this cycle
+    consumed, words_out, frees = [], [], []  # frees: the cycle each queue entry is free again
     first_close = None
+    emitter_free = 0
     n = len(words_in)
     for e, (b, arrival, _) in enumerate(words_in):
+        if from_input and e:
+            arrival = max(arrival, consumed[-1] + (2 if words_in[e - 1][0] != b else 1))
+        last = e == n - 1 or words_in[e + 1][0] != b
         start = max(t, arrival)
+        if last and len(frees) >= SPIKE_QUEUE_ENTRIES:  # the queue entry of SPIKE_QUEUE_ENTRIES bins ago
+            start = max(start, frees[-SPIKE_QUEUE_ENTRIES])
         consumed.append(start + groups - 1)
         t = start + groups
-        if e == n - 1 or words_in[e + 1][0] != b:  # last word of its bin: CLOSE in cycle t
+        if last:  # stage B writes the bin's spikes to its entry in cycle t; the emitter sees it from t + 1
             fired = fired_words.get(b + 1, []) if b < T_MAX - 1 else []
             if fired and is_output and first_close is None:
                 first_close = t
-            if fired:
-                if forward_255 or b + 1 < T_MAX - 1:  # sent in t+1.., offered two cycles later
-                    words_out.extend((b + 1, t + 3 + w, n_events) for w, n_events in enumerate(fired))
-                t += 1 + len(fired)
-            else:
-                t += 1
-    return t, consumed, words_out, first_close
+            emit = max(t + 1, emitter_free)
+            if fired and (forward_255 or b + 1 < T_MAX - 1):  # offered to the next layer two cycles after
+                words_out.extend((b + 1, emit + w + 2, n_events) for w, n_events in enumerate(fired))
+            emitter_free = emit + max(1, len(fired))  # an empty entry takes one cycle to free
+            frees.append(emitter_free)
+    end_ready = max(t, frees[-1] if frees else 0)
+    if from_input:
+        end_ready = max(end_ready, consumed[-1] + 2 if consumed else 2)
+    return end_ready, consumed, words_out, first_close
 
 
 def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], events=None) -> Schedule:
@@ -181,7 +191,8 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], eve
             fired_words = _bin_words(row[fired], np.flatnonzero(fired), banks[k + 1])
             is_output = k == n_layers - 1
             forward_255 = k + 2 >= n_layers  # the next layer (if any) is the output layer
-            t, consumed, words_out, first_close = _layer(words, groups[k], fired_words, is_output, forward_255)
+            t, consumed, words_out, first_close = _layer(words, groups[k], fired_words, is_output, forward_255,
+                                                         from_input=k == 0)
             all_consumed.append((np.asarray(consumed, np.int64), np.array([w[2] for w in words], np.int64)))
             end_taken = max(t, end_arrival)
             if not is_output:

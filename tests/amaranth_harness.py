@@ -8,7 +8,7 @@ from bs4nn.hw.config import CoreConfig
 from bs4nn.hw.core import Core
 
 
-def simulate(config: CoreConfig, images: np.ndarray, rng=None, stall=0.0, aborts=(), max_cycles=2_000_000):
+def simulate(config: CoreConfig, images: np.ndarray, rng=None, stall=0.0, aborts=(), max_cycles=200_000):
     """Run `images` (N, n_in) uint8 through the core. `stall` is the probability of a cycle without
     valid (pixels) / ready (result, spikes). `aborts`: image indices during which abort is pulsed after
     a random number of pixels; that image is then sent again in full.
