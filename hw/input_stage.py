@@ -1,13 +1,17 @@
 """The input stage: files each pixel under its bin as it arrives, then hands out events bin by bin.
 
-With E banks (pixel i in bank i mod E), each bank keeps its own lists and bitmap and all banks walk the
-same bin together, one event each per word. Per-bin linked lists in block RAM with registered reads: a head entry per bin and a link per pixel, plus
-a 256-bit bitmap of non-empty bins. A head entry is (latest pixel of the bin, whether the bin holds an
-earlier one); the link of pixel p is the head entry it replaced, so every event knows whether it is the
-last of its bin without a second read. The first event is offered two cycles after the last pixel is
-accepted; a new bin's first event (or the end marker) two cycles after the previous bin's last was taken
-(the consuming layer spends the cycle between on its CLOSE, so the gap costs nothing). In that gap cycle
-the priority encoder's answer is registered, so it drives only the head read's address.
+Per-bin linked lists in block RAM with registered reads: a head entry per bin and a link per pixel, plus
+a 256-bit bitmap of bins whose heads are still to be read. A head entry is (latest pixel of the bin,
+whether the bin holds an earlier one); the link of pixel p is the head entry it replaced, so every event
+knows whether it is the last of its bin without a second read. With E banks (pixel i in bank i mod E),
+each bank keeps its own lists and bitmap and all banks walk the same bin together, one event each per
+word.
+
+The heads of the next bin are read ahead as soon as the head reads' data are free (once the current
+bin's first word is taken), so bins follow each other without a gap: the first word is offered two
+cycles after the last pixel is accepted, every next word (of the same bin or the next) the cycle after
+the previous one was taken, and the end marker the cycle after the last word was taken (cycle 1 when
+there is no event).
 """
 from __future__ import annotations
 
@@ -62,8 +66,11 @@ class InputStage(wiring.Component):
         bank = Signal(range(banks))  # the bank and index of the next pixel: count mod banks, count // banks
         row = Signal(width)
         link_addr = Signal(width)  # the index of the pixel taken last cycle (in its bank)
-        head_ready = Signal()  # the head reads' data belong to the current lowest bin
-        walk_bin, walk_any = Signal(8), Signal()  # the lowest non-empty bin, registered in the gap cycle
+        # the bin being handed out, and the next one, whose heads are read ahead (bitmap bits are cleared
+        # when a bin's heads are read)
+        cur_valid, cur_bin, cur_first = Signal(), Signal(8), Signal()  # cur_first: its first word not taken yet
+        next_valid, next_bin = Signal(), Signal(8)
+        next_active = [Signal(name=f"next_active{j}") for j in range(banks)]
         framing_error = Signal()
         m.d.comb += self.framing_error.eq(framing_error)
 
@@ -108,13 +115,13 @@ class InputStage(wiring.Component):
                         m.d.sync += framing_error.eq(1)
                     with m.If(is_last):
                         m.d.comb += self.last_pixel.eq(1)
-                        m.d.sync += [count.eq(0), bank.eq(0), row.eq(0), head_ready.eq(0)]
+                        m.d.sync += [count.eq(0), bank.eq(0), row.eq(0), cur_valid.eq(0), next_valid.eq(0)]
                         m.d.sync += [f.eq(0) for f in from_link]
                         m.next = "WALK"
                     with m.Else():
                         m.d.sync += count.eq(count + 1)
             with m.State("WALK"):
-                offered = []  # each bank's event on offer: from its link read inside a bin, else its head read
+                offered = []  # each bank's event on offer: its head read for a bin's first word, else its link read
                 for j in range(banks):
                     (head_read, _), (link_read, _) = heads[j], links[j]
                     bank_offer = Signal(entry, name=f"offered{j}")
@@ -122,25 +129,25 @@ class InputStage(wiring.Component):
                         m.d.comb += bank_offer.eq(link_read.data)
                     with m.Else():
                         m.d.comb += bank_offer.eq(head_read.data)
-                    m.d.comb += [head_read.addr.eq(low_bin), link_read.addr.eq(bank_offer.index),
-                                 link_read.en.eq(0)]
+                    m.d.comb += [head_read.addr.eq(low_bin), head_read.en.eq(0),
+                                 link_read.addr.eq(bank_offer.index), link_read.en.eq(0)]
                     offered.append(bank_offer)
                 more = Signal()  # some bank holds another event of this bin
                 m.d.comb += more.eq(any_set(m, [active[j] & offered[j].has_next for j in range(banks)], "more"))
-                m.d.sync += head_ready.eq(1)
-                with m.If(~head_ready):  # the gap cycle: the bitmaps are settled, the encoder's answer is kept
-                    m.d.sync += [walk_bin.eq(low_bin), walk_any.eq(any_bin)]
-                    m.d.sync += [active[j].eq(bitmaps[j].bit_select(low_bin, 1)) for j in range(banks)]
-                with m.If(self.stop | (head_ready & ~walk_any)):
-                    m.d.comb += [self.events.valid.eq(1), self.events.payload.end.eq(1)]
+                word = self.events.payload
+                taken = Signal()  # a word of the current bin is taken in this cycle
+                done = Signal()  # ... and it is the bin's last
+                with m.If(self.stop | (~cur_valid & ~next_valid & ~any_bin)):
+                    m.d.comb += [self.events.valid.eq(1), word.end.eq(1)]
                     with m.If(self.events.ready):
                         m.next = "WAIT"
-                with m.Elif(head_ready):  # (nothing is offered in the gap cycle: the next heads are being read)
-                    word = self.events.payload
-                    m.d.comb += [self.events.valid.eq(1), word.bin.eq(walk_bin), word.last.eq(~more)]
+                with m.Elif(cur_valid):
+                    m.d.comb += [self.events.valid.eq(1), word.bin.eq(cur_bin), word.last.eq(~more),
+                                 taken.eq(self.events.ready), done.eq(self.events.ready & ~more)]
                     for j in range(banks):
                         m.d.comb += [word.slots[j].valid.eq(active[j]), word.slots[j].index.eq(offered[j].index)]
-                    with m.If(self.events.ready):
+                    with m.If(taken):
+                        m.d.sync += cur_first.eq(0)
                         for j in range(banks):
                             (link_read, _) = links[j]
                             with m.If(active[j] & offered[j].has_next):
@@ -148,10 +155,28 @@ class InputStage(wiring.Component):
                                 m.d.sync += from_link[j].eq(1)
                             with m.Else():
                                 m.d.sync += active[j].eq(0)
-                        with m.If(~more):  # the bin is done; its successor's heads are read next cycle
-                            m.d.sync += [b.bit_select(walk_bin, 1).eq(0) for b in bitmaps]
-                            m.d.sync += [f.eq(0) for f in from_link]
-                            m.d.sync += head_ready.eq(0)
+                # the next bin moves up when the current one is done (its heads were read ahead)
+                with m.If(done | ~cur_valid):
+                    m.d.sync += [cur_valid.eq(next_valid), cur_bin.eq(next_bin), cur_first.eq(1)]
+                    m.d.sync += [f.eq(0) for f in from_link]
+                    m.d.sync += [active[j].eq(next_active[j]) for j in range(banks)]
+                    m.d.sync += next_valid.eq(0)
+                # read the lowest unread bin's heads ahead, whenever the head reads' data are not needed next
+                # cycle: not the current bin's first word still on offer, not a bin read ahead and waiting
+                fetch = Signal()
+                head_needed = Signal()
+                m.d.comb += head_needed.eq(next_valid | (cur_valid & cur_first & ~taken))
+                m.d.comb += fetch.eq(any_bin & ~head_needed & ~self.stop)
+                with m.If(fetch):
+                    for j in range(banks):
+                        m.d.comb += heads[j][0].en.eq(1)
+                    m.d.sync += [b.bit_select(low_bin, 1).eq(0) for b in bitmaps]
+                    with m.If(done | ~cur_valid):  # straight to the current bin
+                        m.d.sync += [cur_valid.eq(1), cur_bin.eq(low_bin), cur_first.eq(1)]
+                        m.d.sync += [active[j].eq(bitmaps[j].bit_select(low_bin, 1)) for j in range(banks)]
+                    with m.Else():
+                        m.d.sync += [next_valid.eq(1), next_bin.eq(low_bin)]
+                        m.d.sync += [next_active[j].eq(bitmaps[j].bit_select(low_bin, 1)) for j in range(banks)]
             with m.State("WAIT"):
                 with m.If(self.restart):
                     m.d.sync += [b.eq(0) for b in bitmaps]

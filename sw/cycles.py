@@ -136,7 +136,8 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input):
     """Run one layer over its event words (bin, arrival cycle, events), ascending bins; return (cycle the
     end marker is taken from, per word its consume cycle, outgoing words, cycle of the first firing
     close). `from_input`: the words come from the input stage, which offers each word the cycle after
-    the previous one was taken, a new bin's first two cycles after."""
+    the previous one was taken (the next bin's heads are read ahead) and the end marker the cycle after
+    the last word was taken (cycle 1 without any)."""
     t = 0  # stage A is free from this cycle
     consumed, words_out, frees = [], [], []  # frees: the cycle each queue entry is free again
     first_close = None
@@ -144,7 +145,7 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input):
     n = len(words_in)
     for e, (b, arrival, _) in enumerate(words_in):
         if from_input and e:
-            arrival = max(arrival, consumed[-1] + (2 if words_in[e - 1][0] != b else 1))
+            arrival = max(arrival, consumed[-1] + 1)
         last = e == n - 1 or words_in[e + 1][0] != b
         start = max(t, arrival)
         if last and len(frees) >= SPIKE_QUEUE_ENTRIES:  # the queue entry of SPIKE_QUEUE_ENTRIES bins ago
@@ -162,7 +163,7 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input):
             frees.append(emitter_free)
     end_ready = max(t, frees[-1] if frees else 0)
     if from_input:
-        end_ready = max(end_ready, consumed[-1] + 2 if consumed else 2)
+        end_ready = max(end_ready, consumed[-1] + 1 if consumed else 1)
     return end_ready, consumed, words_out, first_close
 
 
@@ -183,7 +184,7 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], eve
         keep = bins < T_MAX - 1 if n_layers > 1 else np.ones(len(bins), bool)
         words = [(b, 2, n) for b, ws in sorted(_bin_words(bins[keep], np.flatnonzero(keep), banks[0]).items())
                  for n in ws]
-        end_arrival = 2
+        end_arrival = 1  # the input stage: see _layer (from_input)
         all_consumed = []
         for k in range(n_layers):
             row = spikes[k][i].astype(np.int64)
