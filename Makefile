@@ -9,6 +9,7 @@
 #   make traces       latency traces of several core configurations (cycles per image, plots)
 #   make hdl          the Verilog of the core (RUN_DIR/core)
 #   make bitstream BOARD=arty_a7   board build (Vivado tree + open estimate without Vivado; ulx3s_85f, icebreaker)
+#   make sweep        design-space sweep: lanes and events per cycle against area and cycles (runs/sweep)
 #   make bench        training samples/s, reference images/s, time to 97% strict (runs/bench.json, .png)
 #   make models DATASET=mnist      3 seeds of the default training, the median one shipped in models/
 #
@@ -53,8 +54,10 @@ DATA_ARGS = $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 SIMULATOR ?= icarus
 MODE ?= early
 LANES ?= max
+# events per cycle per layer (one number or E0,E1,...; max = every input)
+EVENTS ?= 1
 SIM_LIMIT ?= 20
-TRACE_CONFIGS ?= early:max full:max early:16,max
+TRACE_CONFIGS ?= early:max full:max early:16,max early:max:4,16
 TRAIN_ARGS = --dataset $(DATASET) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
 	--seed $(SEED) $(if $(RULE),--rule $(RULE)) $(if $(RESUME),--resume) --out $(RUN_DIR) $(DATA_ARGS)
 
@@ -62,7 +65,7 @@ TRAIN_ARGS = --dataset $(DATASET) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(EPOC
 SHARED_DATA := $(wildcard ../shared/datasets)
 TEST_ENV = $(if $(and $(SHARED_DATA),$(if $(BS4NN_DATA),,x)),BS4NN_DATA=$(abspath $(SHARED_DATA)))
 
-.PHONY: all setup system-packages train export eval hdl sim sim-full traces bitstream bench models test clean distclean
+.PHONY: all setup system-packages train export eval hdl sim sim-full traces bitstream sweep bench models test clean distclean
 
 all: $(STAMP)
 	$(MAKE) --no-print-directory train export eval sim SIM_LIMIT=10
@@ -105,17 +108,17 @@ eval: $(STAMP)
 	  --json $(RUN_DIR)/eval.json --dump-spikes $(RUN_DIR)/spikes.npz --plots $(RUN_DIR)/plots
 
 hdl: $(STAMP)
-	$(BS4NN) hdl --model $(MODEL) --out $(RUN_DIR)/core --lanes $(LANES) --mode $(MODE)
+	$(BS4NN) hdl --model $(MODEL) --out $(RUN_DIR)/core --lanes $(LANES) --events $(EVENTS) --mode $(MODE)
 
 sim: $(STAMP)
 	$(BS4NN) sim --model $(MODEL) --dataset $(DATASET) --split test --limit $(SIM_LIMIT) --simulator $(SIMULATOR) \
-	  --mode $(MODE) --lanes $(LANES) --trace $(RUN_DIR)/hw_trace.npz $(DATA_ARGS)
+	  --mode $(MODE) --lanes $(LANES) --events $(EVENTS) --trace $(RUN_DIR)/hw_trace.npz $(DATA_ARGS)
 
 # the whole test split under Verilator, images preloaded into the simulator, SHARDS parallel processes
 SHARDS ?= 2
 sim-full: $(STAMP)
 	$(BS4NN) sim --model $(MODEL) --dataset $(DATASET) --split test --simulator verilator --preload --shards $(SHARDS) \
-	  --mode $(MODE) --lanes $(LANES) --trace $(RUN_DIR)/hw_trace_full.npz $(DATA_ARGS)
+	  --mode $(MODE) --lanes $(LANES) --events $(EVENTS) --trace $(RUN_DIR)/hw_trace_full.npz $(DATA_ARGS)
 
 traces: $(STAMP)
 	$(BS4NN) trace --model $(MODEL) --dataset $(DATASET) --split test --limit $(SIM_LIMIT) --simulator $(SIMULATOR) \
@@ -124,7 +127,14 @@ traces: $(STAMP)
 # board build: BOARD=arty_a7 | arty_a7_100 (Vivado tree + yosys estimate without Vivado) | ulx3s_85f | icebreaker
 BOARD ?= arty_a7
 bitstream: $(STAMP)
-	$(BS4NN) bitstream --board $(BOARD) --model $(MODEL) --out build/$(BOARD)-$(DATASET) --lanes $(LANES) --mode $(MODE)
+	$(BS4NN) bitstream --board $(BOARD) --model $(MODEL) --out build/$(BOARD)-$(DATASET) --lanes $(LANES) --events $(EVENTS) --mode $(MODE)
+
+# design-space sweep on the shipped MNIST model: lanes/events points against the open Arty estimate (a few
+# minutes per point) and the cycle model on the whole test set; runs/sweep/sweep.csv, sweep.json, sweep.png
+SWEEP_MODEL ?= models/mnist-784-600-10
+SWEEP_POINTS ?= max/1 max/2,1 max/2,16 max/4,16 max/4,max 300,10/1 300,10/4,16 150,10/2,16
+sweep: $(STAMP)
+	$(BS4NN) sweep --model $(SWEEP_MODEL) --dataset mnist $(DATA_ARGS) $(foreach p,$(SWEEP_POINTS),--point $(p)) --out $(RUNS)/sweep
 
 # training samples/s (784-600-10 MNIST), reference images/s (on the shipped model when there is one), time
 # to 97% strict with the default training command, and runs/bench.png (accuracy against wall-clock time).

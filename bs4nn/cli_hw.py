@@ -141,7 +141,7 @@ def cmd_trace(args, argv) -> int:
         raise CLIError("give traces to read (--read T.npz ...) or a model to run (--model DIR --dataset ...)")
     traces = [latency.read_trace(p) for p in paths]
     report = latency.write_report(traces, args.out, raster_image=args.raster_image)
-    print(f"{'configuration':<28} {'images':>6} {'mean':>7} {'p95':>6} {'max':>6} {'events':>7} "
+    print(f"{'configuration':<28} {'images':>6} {'mean':>7} {'p95':>6} {'max':>6} {'words':>7} "
           f"{'syn. updates':>12} {'model =':>8} {'floor':>7} {'/floor':>6}")
     for row in report["summary"]:
         print(f"{row['name']:<28} {row['images']:>6} {row['cycles_mean']:>7.1f} {row['cycles_p95']:>6.0f} "

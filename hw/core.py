@@ -48,10 +48,12 @@ class Core(wiring.Component):
         wiring.connect(m, wiring.flipped(self.pixels), inp.pixels)
         wiring.connect(m, inp.events, units[0].events)
         for k in range(cfg.n_layers - 1):
-            # every neuron fires at most once: n_out spikes and one end marker per image never fill it.
-            # Buffered (block RAM, registered read): an event is offered two cycles after it is sent
+            # every neuron fires at most once and every word holds a spike: at most n_out words (and at most
+            # 255 bins times the busiest bank's neurons) and one end marker per image never fill it.
+            # Buffered (block RAM, registered read): a word is offered two cycles after it is sent
             width = units[k].out_events.payload.shape().size
-            queue = fifo.SyncFIFOBuffered(width=width, depth=cfg.network.layers[k].n_out + 1)
+            n_out, bank_depth = cfg.network.layers[k].n_out, -(-cfg.network.layers[k].n_out // cfg.events[k + 1])
+            queue = fifo.SyncFIFOBuffered(width=width, depth=min(n_out, 255 * bank_depth) + 1)
             m.submodules[f"queue{k}"] = queue
             producer, consumer = units[k].out_events, units[k + 1].events
             m.d.comb += [queue.w_data.eq(producer.payload.as_value()), queue.w_en.eq(producer.valid),

@@ -7,9 +7,11 @@ fire at bin b + 1 (each neuron once): they leave as words of the next layer's ba
 each bank's lowest pending neuron) to the next layer and to the spike port. Bins without events are
 never visited.
 
-Two pipeline stages: A issues the ROM read of (event, group); B, one cycle later, updates the potentials
-of that group and, at the end of a bin, compares. Each lane keeps its own small potential memory (G
-words), threshold memory and pending-spike bits, so no wide vector is assembled from all lanes.
+Two pipeline stages: A issues the ROM read of (word, group); B, one cycle later, updates the potentials
+of that group and, at the end of a bin, compares and writes the neurons that fire to the bin's entry of
+the spike queue. An emitter drains the queue in order while stage A goes on with the next bins. Each lane
+keeps its own potentials (registers when G = 1, else a small memory of G words) and thresholds, so no
+wide vector is assembled from all lanes.
 """
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ from amaranth.lib.wiring import In, Out
 from . import layouts
 from .config import SPIKE_QUEUE_ENTRIES, LayerConfig, index_width, potential_width
 from .encoders import any_set, lowest_set_bit, popcount, select
+
+
+BLOCK_ROM_BITS = 16384  # ROMs of at least this many bits are asked for block RAM
 
 
 def bank_rom_words(signs: np.ndarray, lanes: int, banks: int) -> list[list[int]]:
@@ -82,6 +87,7 @@ class LayerUnit(wiring.Component):
         cfg = self.config
         lanes, groups, width = cfg.lanes, cfg.groups, potential_width(cfg.n_in)
         lane_layout = data.StructLayout({"v": signed(width), "fired": unsigned(1)})
+        left_width = (2 * cfg.n_in + 1).bit_length() + 1  # theta - 1 - V lies in -n_in - 1 .. 2 n_in
         thresholds = lane_thresholds(self.thresholds, cfg.n_in, lanes)
 
         # one ROM per input bank; a bank of one word (E = n_in, G = 1) is a constant
@@ -92,8 +98,10 @@ class LayerUnit(wiring.Component):
                 rom_data.append(Const(words[0], unsigned(lanes)))
                 rom_reads.append(None)
             else:
+                # a large ROM goes to block RAM even when shallow (yosys would spread a 196 x 600 bank over LUTs)
+                big = len(words) * lanes >= BLOCK_ROM_BITS
                 m.submodules[f"rom{j}" if banks > 1 else "rom"] = rom = Memory(
-                    shape=unsigned(lanes), depth=len(words), init=words)
+                    shape=unsigned(lanes), depth=len(words), init=words, attrs={"ram_style": "block"} if big else None)
                 rom_reads.append(rom.read_port())
                 rom_data.append(rom_reads[-1].data)
         b_slots = Signal(banks)  # stage B: the word's valid slots
@@ -126,18 +134,8 @@ class LayerUnit(wiring.Component):
 
         # ---- stage B, per lane: update one group's potentials; at the end of a bin, compare
         old_v, new_v, crossed = [], [], []
+        lane_resets = []  # with G = 1: (register, value at an image's start), cleared by clear_image
         for lane in range(lanes):
-            pot = Memory(shape=lane_layout, depth=groups, init=[])
-            m.submodules[f"potential{lane}"] = pot
-            pot_read, pot_write = pot.read_port(domain="comb"), pot.write_port()
-            if groups == 1:
-                threshold = Const(int(thresholds[0, lane]), signed(width))
-            else:
-                thr = Memory(shape=signed(width), depth=groups, init=[int(t) for t in thresholds[:, lane]])
-                m.submodules[f"threshold{lane}"] = thr
-                thr_read = thr.read_port()
-                m.d.comb += thr_read.addr.eq(thr_group)
-                threshold = thr_read.data
             v_old, fired_old = Signal(signed(width), name=f"v_old{lane}"), Signal(name=f"fired_old{lane}")
             v_new, fire = Signal(signed(width), name=f"v_new{lane}"), Signal(name=f"fire{lane}")
             if banks == 1:
@@ -145,15 +143,42 @@ class LayerUnit(wiring.Component):
             else:  # sum of the valid slots' +-1 = 2 * (valid +1 slots) - (valid slots)
                 plus = popcount(m, [b_slots[j] & rom_data[j][lane] for j in range(banks)], f"plus{lane}")
                 step = (plus << 1) - n_valid
-            m.d.comb += [
-                pot_read.addr.eq(read_group),
-                v_old.eq(Mux(group_is_valid, pot_read.data.v, 0)),
-                fired_old.eq(group_is_valid & pot_read.data.fired),
-                v_new.eq(v_old + step),
-                fire.eq(can_fire & (v_new >= threshold) & ~fired_old),
-                pot_write.addr.eq(b_group), pot_write.en.eq(b_valid),
-                pot_write.data.v.eq(v_new), pot_write.data.fired.eq(fired_old | fire),
-            ]
+            threshold = int(thresholds[0, lane])
+            if groups == 1 and not cfg.is_output:
+                # a hidden lane keeps what is left to its threshold, r = theta - 1 - V, in a register set to
+                # theta - 1 at the image's start: it fires when r turns negative (its sign bit, no comparator)
+                left = Signal(signed(left_width), init=threshold - 1, name=f"left{lane}")
+                left_new = Signal(signed(left_width), name=f"left_new{lane}")
+                fired = Signal(name=f"fired{lane}")
+                m.d.comb += [left_new.eq(left - step), fired_old.eq(fired),
+                             fire.eq(can_fire & left_new[-1] & ~fired_old)]
+                with m.If(b_valid):
+                    m.d.sync += [left.eq(left_new), fired.eq(fired | fire)]
+                lane_resets += [(left, threshold - 1), (fired, 0)]
+            elif groups == 1:  # an output lane: V and its fired flag in registers cleared at the image's start
+                potential, fired = Signal(signed(width), name=f"v{lane}"), Signal(name=f"fired{lane}")
+                m.d.comb += [v_old.eq(potential), fired_old.eq(fired), v_new.eq(v_old + step),
+                             fire.eq(can_fire & (v_new >= threshold) & ~fired_old)]
+                with m.If(b_valid):
+                    m.d.sync += [potential.eq(v_new), fired.eq(fired | fire)]
+                lane_resets += [(potential, 0), (fired, 0)]
+            else:  # G groups: a small memory per lane, its words invalid until written in this image
+                pot = Memory(shape=lane_layout, depth=groups, init=[])
+                m.submodules[f"potential{lane}"] = pot
+                pot_read, pot_write = pot.read_port(domain="comb"), pot.write_port()
+                thr = Memory(shape=signed(width), depth=groups, init=[int(t) for t in thresholds[:, lane]])
+                m.submodules[f"threshold{lane}"] = thr
+                thr_read = thr.read_port()
+                m.d.comb += [
+                    thr_read.addr.eq(thr_group),
+                    pot_read.addr.eq(read_group),
+                    v_old.eq(Mux(group_is_valid, pot_read.data.v, 0)),
+                    fired_old.eq(group_is_valid & pot_read.data.fired),
+                    v_new.eq(v_old + step),
+                    fire.eq(can_fire & (v_new >= thr_read.data) & ~fired_old),
+                    pot_write.addr.eq(b_group), pot_write.en.eq(b_valid),
+                    pot_write.data.v.eq(v_new), pot_write.data.fired.eq(fired_old | fire),
+                ]
             for d in range(queue_depth):  # a bin's close: the lanes that fire go to its queue entry
                 with m.If(b_valid & b_last & (b_entry == d)):
                     m.d.sync += entry_bits[d][lane].bit_select(b_group, 1).eq(fire)
@@ -226,7 +251,7 @@ class LayerUnit(wiring.Component):
             cand = leaves[0]
             with m.If(c_merge):
                 m.d.sync += [best_valid.eq(cand[0]), best_v.eq(cand[1]), best_index.eq(cand[2])]
-            # the decision, one cycle after the CLOSE of the first bin with an output spike
+            # the decision: the cycle after stage B closed the first bin with an output spike
             m.d.comb += deciding.eq(c_close & cand[0])
             with m.If(deciding):
                 m.d.sync += [decided.eq(1), winner.eq(cand[2]), t_star.eq(c_bin + 1)]
@@ -291,61 +316,65 @@ class LayerUnit(wiring.Component):
             m.d.sync += [group_valid.eq(0), group.eq(0), alloc.eq(0), head.eq(0), reserved.eq(0), complete.eq(0),
                          word_reserved.eq(0)]
             m.d.sync += [bits.eq(0) for entry in entry_bits for bits in entry]
+            m.d.sync += [register.eq(value) for register, value in lane_resets]
             if cfg.is_output:
                 m.d.sync += [decided.eq(0), best_valid.eq(0)]
 
-        with m.FSM():
-            with m.State("ACCUM"):
-                with m.If(self.events.valid):
-                    with m.If(event.end & word_reserved):
-                        m.d.comb += unreserve.eq(1)
-                        m.d.sync += [word_reserved.eq(0), group.eq(0)]
-                    with m.Elif(event.end):
-                        with m.If(reserved == 0):  # every closed bin's spikes have left
-                            m.d.sync += group.eq(0)
-                            if cfg.is_output:
-                                m.d.comb += self.events.ready.eq(1)
-                                with m.If(decided):
-                                    m.d.comb += self.finished.eq(1)
-                                    if not self.early:
-                                        m.d.comb += [self.decide.eq(1), self.decision.eq(winner),
-                                                     self.first_spike_bin.eq(t_star)]
-                                    clear_image()
-                                with m.Else():
-                                    m.d.sync += [fallback_group.eq(0), best_valid.eq(0)]
-                                    m.next = "FALLBACK"
-                            else:
-                                m.d.comb += [self.out_events.valid.eq(1), self.out_events.payload.end.eq(1),
-                                             self.events.ready.eq(self.out_events.ready)]
-                                with m.If(self.out_events.ready):
-                                    clear_image()
-                    with m.Elif(drop):
-                        m.d.comb += self.events.ready.eq(1)
+        def accumulate():  # take words, pass the end marker; a hidden layer does nothing else
+            with m.If(self.events.valid):
+                with m.If(event.end & word_reserved):
+                    m.d.comb += unreserve.eq(1)
+                    m.d.sync += [word_reserved.eq(0), group.eq(0)]
+                with m.Elif(event.end):
+                    with m.If(reserved == 0):  # every closed bin's spikes have left
                         m.d.sync += group.eq(0)
-                    with m.Elif(~(event.last & (group == 0) & (reserved == queue_depth))):  # else: the queue is full
-                        for j, rom_read in enumerate(rom_reads):
-                            if rom_read is not None:
-                                index = event.slots[j].index
-                                m.d.comb += rom_read.addr.eq(index * groups + group if groups > 1 else index)
-                        m.d.comb += thr_group.eq(group)
-                        m.d.sync += [b_valid.eq(1), b_group.eq(group), b_last.eq(event.last), b_bin.eq(event.bin),
-                                     b_slots.eq(Cat(event.slots[j].valid for j in range(banks))), b_entry.eq(alloc)]
-                        with m.If(event.last & (group == 0)):
-                            m.d.comb += allocate.eq(1)
-                            if groups > 1:
-                                m.d.sync += word_reserved.eq(1)
-                            for d in range(queue_depth):
-                                with m.If(alloc == d):
-                                    m.d.sync += entry_bin[d].eq(event.bin + 1)
-                        with m.If(group == groups - 1):
-                            m.d.comb += [self.events.ready.eq(1), self.integrated.eq(1)]
-                            m.d.sync += group.eq(0)
-                            m.d.sync += word_reserved.eq(0)
-                            with m.If(event.last):
-                                m.d.sync += alloc.eq(Mux(alloc == queue_depth - 1, 0, alloc + 1))
-                        with m.Else():
-                            m.d.sync += group.eq(group + 1)
-            if cfg.is_output:
+                        if cfg.is_output:
+                            m.d.comb += self.events.ready.eq(1)
+                            with m.If(decided):
+                                m.d.comb += self.finished.eq(1)
+                                if not self.early:
+                                    m.d.comb += [self.decide.eq(1), self.decision.eq(winner),
+                                                 self.first_spike_bin.eq(t_star)]
+                                clear_image()
+                            with m.Else():
+                                m.d.sync += [fallback_group.eq(0), best_valid.eq(0)]
+                                m.next = "FALLBACK"
+                        else:
+                            m.d.comb += [self.out_events.valid.eq(1), self.out_events.payload.end.eq(1),
+                                         self.events.ready.eq(self.out_events.ready)]
+                            with m.If(self.out_events.ready):
+                                clear_image()
+                with m.Elif(drop):
+                    m.d.comb += self.events.ready.eq(1)
+                    m.d.sync += group.eq(0)
+                with m.Elif(~(event.last & (group == 0) & (reserved == queue_depth))):  # else: the queue is full
+                    for j, rom_read in enumerate(rom_reads):
+                        if rom_read is not None:
+                            index = event.slots[j].index
+                            m.d.comb += rom_read.addr.eq(index * groups + group if groups > 1 else index)
+                    m.d.comb += thr_group.eq(group)
+                    m.d.sync += [b_valid.eq(1), b_group.eq(group), b_last.eq(event.last), b_bin.eq(event.bin),
+                                 b_slots.eq(Cat(event.slots[j].valid for j in range(banks))), b_entry.eq(alloc)]
+                    with m.If(event.last & (group == 0)):
+                        m.d.comb += allocate.eq(1)
+                        if groups > 1:
+                            m.d.sync += word_reserved.eq(1)
+                        for d in range(queue_depth):
+                            with m.If(alloc == d):
+                                m.d.sync += entry_bin[d].eq(event.bin + 1)
+                    with m.If(group == groups - 1):
+                        m.d.comb += [self.events.ready.eq(1), self.integrated.eq(1)]
+                        m.d.sync += group.eq(0)
+                        m.d.sync += word_reserved.eq(0)
+                        with m.If(event.last):
+                            m.d.sync += alloc.eq(Mux(alloc == queue_depth - 1, 0, alloc + 1))
+                    with m.Else():
+                        m.d.sync += group.eq(group + 1)
+
+        if cfg.is_output:
+            with m.FSM():
+                with m.State("ACCUM"):
+                    accumulate()
                 with m.State("FALLBACK"):  # no output spike: argmax of V(255), one group per cycle
                     m.d.comb += [in_fallback.eq(1), read_group.eq(fallback_group)]
                     m.d.sync += fallback_group.eq(fallback_group + 1)
@@ -356,4 +385,6 @@ class LayerUnit(wiring.Component):
                                  self.finished.eq(1)]
                     clear_image()
                     m.next = "ACCUM"
+        else:  # (no one-state FSM: its zero-width state register is not safe in every backend)
+            accumulate()
         return m

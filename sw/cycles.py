@@ -9,23 +9,25 @@ in bank i mod E_k), all of one bin; a bin whose busiest bank holds c events take
 one event of every bank with more than w). With E = 1 a word is one event.
 
 Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
-- The input stage offers layer 0 its first word in cycle 2, each next one of the same bin the cycle
-  after the previous was taken and a new bin's first two cycles after (hidden by the layer's CLOSE
-  cycle, so it never delays the layer); the end marker comes two cycles after the last word was
-  taken (cycle 2 when there is no event at all).
+- The input stage offers layer 0 its first word in cycle 2 and every next one (of the same bin or the
+  next: the next bin's heads are read ahead) the cycle after the previous one was taken; the end
+  marker the cycle after the last word was taken (cycle 1 when there is no event at all).
   Bin-255 input events are skipped when layer 0 is hidden.
-- A layer in ACCUM takes a word when one is offered, spending G = ceil(n_out / P) cycles on it (the
-  last of them takes it). After a bin's last word comes one CLOSE cycle, then one cycle per word of the
-  neurons that fired (EMIT, banked by the next layer's E; the output layer's spikes one per word). A
-  word sent in cycle c is offered to the next layer from cycle c + 2 (the queue between layers reads its
-  block RAM through a register).
+- A layer takes a word when one is offered, spending G = ceil(n_out / P) cycles on it (the last of them
+  takes it); nothing else stops it, except that a bin's last word needs a free entry in the layer's
+  spike queue (SPIKE_QUEUE_ENTRIES entries, each reserved when the last word's first group is issued).
+  Stage B writes the bin's spikes to the entry in the cycle after the last group was issued; from the
+  next cycle the emitter, which takes the entries in order, sends one word per cycle of the neurons
+  that fired (banked by the next layer's E; the output layer's spikes one per word) and frees the
+  entry with its last word, or in one cycle when nothing fired. A word sent in cycle c is offered to
+  the next layer from cycle c + 2 (the queue between layers reads its block RAM through a register).
   Spikes at bin 255 are not sent to a hidden layer.
-- The end marker follows the last event. A hidden layer passes it on in the cycle it takes it (offered
-  to the next layer two cycles later). The
-  output layer picks its winner in a registered stage after the lanes: it decides the cycle after the
-  CLOSE of its first firing bin (early mode), when it takes the end marker (full mode), or G + 1 cycles
-  after that (no output spike: argmax over the G groups, then the last merge). The result is valid the
-  cycle after the decision: cycles = decision cycle + 1.
+- The end marker follows the last word; a layer takes it once every entry is free. A hidden layer
+  passes it on in that cycle (offered to the next layer two cycles later). The output layer picks its
+  winner in a registered stage after the lanes: it decides two cycles after issuing the last group of
+  its first firing bin's last word (early mode), when it takes the end marker (full mode), or G + 1
+  cycles after that (no output spike: argmax over the G groups, then the last merge). The result is
+  valid the cycle after the decision: cycles = decision cycle + 1.
 - `events` counts events integrated by all layers before the decision cycle; the core's counter counts
   words (`Schedule.words`), the same number when every E is 1.
 
@@ -44,7 +46,7 @@ import numpy as np
 
 T_MAX = 256
 MODES = ("full", "early")
-SPIKE_QUEUE_ENTRIES = 4  # closed bins a layer holds for its emitter (hw/layer.py)
+SPIKE_QUEUE_ENTRIES = 3  # closed bins a layer holds for its emitter (hw/layer.py)
 
 
 def parse_lanes(lanes, sizes_out) -> tuple[int, ...]:

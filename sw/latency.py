@@ -47,6 +47,9 @@ def read_trace(path, name: str | None = None) -> Trace:
                 table[key] = np.array([int(r[key]) for r in rows], np.int64)
     config = dump.config
     label = name or f"{config.get('mode', '?')} lanes {','.join(str(p) for p in config.get('lanes', []))}"
+    events = config.get("events_per_cycle")
+    if name is None and events and any(e != 1 for e in events):
+        label += f" E {','.join(str(e) for e in events)}"
     return Trace(label, dump, table)
 
 
