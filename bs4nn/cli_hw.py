@@ -94,8 +94,7 @@ def cmd_sim(args, argv) -> int:
     names = [f"{data.name} {args.split} image {int(i)}" for i in picked]
     try:
         result = cosimulate(artifact.path, images, simulator=args.simulator, mode=args.mode, lanes=args.lanes,
-                            events=args.events,
-                            names=names, stall=args.stall, seed=args.seed, work_dir=work, chunk=args.chunk,
+                            events=args.events, names=names, stall=args.stall, seed=args.seed, work_dir=work, chunk=args.chunk,
                             progress=sys.stderr.isatty(), waves_on_failure=3 if not args.waves else len(images),
                             preload=args.preload, shards=args.shards)
     except SimulationError as error:
@@ -105,7 +104,8 @@ def cmd_sim(args, argv) -> int:
                                        "indices": picked.tolist()})
     cycles = np.array([o.cycles for o in result.outcomes])
     decisions = np.array([o.decision for o in result.outcomes])
-    print(f"core       {artifact.id32}, mode {args.mode}, lanes {','.join(map(str, result.config.lanes))}, {args.simulator}")
+    print(f"core       {artifact.id32}, mode {args.mode}, lanes {','.join(map(str, result.config.lanes))}, "
+          f"events per cycle {','.join(map(str, result.config.events))}, {args.simulator}")
     print(f"images     {len(images)} of {data.name} {args.split}; strict accuracy of the hardware "
           f"{100 * (decisions == labels).mean():.2f}%")
     print(f"cycles     mean {cycles.mean():.1f}, p95 {np.percentile(cycles, 95):.0f}, max {cycles.max()} "

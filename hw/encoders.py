@@ -45,19 +45,8 @@ def lowest_set_bit(m, bits, name: str, several: bool = False):
 
 def any_set(m, bits: list, name: str) -> Signal:
     """OR of a list of 1-bit values as a balanced tree of signals."""
-    level = list(bits)
-    depth = 0
-    while len(level) > 1:
-        nxt = []
-        for i in range(0, len(level) - 1, 2):
-            node = Signal(name=f"{name}_or{depth}_{i // 2}")
-            m.d.comb += node.eq(level[i] | level[i + 1])
-            nxt.append(node)
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level, depth = nxt, depth + 1
     result = Signal(name=name)
-    m.d.comb += result.eq(level[0] if level else 0)
+    m.d.comb += result.eq(any_set_words(m, bits, name) if bits else 0)
     return result
 
 
