@@ -49,9 +49,10 @@ MODES = ("full", "early")
 SPIKE_QUEUE_ENTRIES = 3  # closed bins a layer holds for its emitter (hw/layer.py)
 
 
-def parse_lanes(lanes, sizes_out) -> tuple[int, ...]:
+def parse_lanes(lanes, sizes_out, what: str = "lanes", bound: str = "n_out") -> tuple[int, ...]:
     """Lanes per layer from an int (the same P everywhere, capped at each n_out), a "P0,P1" string
-    ("max" allowed), a sequence, or None/"max" (a whole layer per cycle)."""
+    ("max" allowed), a sequence, or None/"max" (a whole layer per cycle). `what` and `bound` name the
+    quantity and its per-layer maximum in the error messages (parse_events reuses the rules)."""
     sizes = [int(n) for n in sizes_out]
     if lanes is None or lanes == "max":
         return tuple(sizes)
@@ -65,16 +66,16 @@ def parse_lanes(lanes, sizes_out) -> tuple[int, ...]:
             else:
                 raise ValueError
         except ValueError:
-            raise ValueError(f"lanes {lanes!r}: give one number, or one per layer ({len(sizes)}) "
+            raise ValueError(f"{what} {lanes!r}: give one number, or one per layer ({len(sizes)}) "
                              "separated by commas") from None
     if isinstance(lanes, (int, np.integer)):
         lanes = [min(int(lanes), n) for n in sizes]
     lanes = tuple(int(p) for p in lanes)
     if len(lanes) != len(sizes):
-        raise ValueError(f"lanes {lanes}: the network has {len(sizes)} layers")
+        raise ValueError(f"{what} {lanes}: the network has {len(sizes)} layers")
     for k, (p, n) in enumerate(zip(lanes, sizes)):
         if not 1 <= p <= n:
-            raise ValueError(f"lanes of layer {k} must lie in 1..{n} (its n_out), got {p}")
+            raise ValueError(f"{what} of layer {k} must lie in 1..{n} (its {bound}), got {p}")
     return lanes
 
 
@@ -84,10 +85,7 @@ def parse_events(events, sizes_in) -> tuple[int, ...]:
     sizes = [int(n) for n in sizes_in]
     if events is None:
         return (1,) * len(sizes)
-    try:
-        return parse_lanes(events, sizes)
-    except ValueError as error:
-        raise ValueError(str(error).replace("lanes", "events per cycle").replace("n_out", "n_in")) from None
+    return parse_lanes(events, sizes, what="events per cycle", bound="n_in")
 
 
 @dataclass
