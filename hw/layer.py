@@ -16,7 +16,7 @@ wide vector is assembled from all lanes.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -134,7 +134,11 @@ class LayerUnit(wiring.Component):
 
         # ---- stage B, per lane: update one group's potentials; at the end of a bin, compare
         old_v, new_v, crossed = [], [], []
-        lane_resets = []  # with G = 1: (register, value at an image's start), cleared by clear_image
+        # with G = 1: (register, value at an image's start). These registers have no reset of their own:
+        # `clearing` (an image's start, or the domain's reset) is their only synchronous reset and b_valid
+        # their enable, which maps onto the flip-flops' reset and enable pins instead of a multiplexer per bit
+        lane_resets = []
+        clearing = Signal()
         for lane in range(lanes):
             v_old, fired_old = Signal(signed(width), name=f"v_old{lane}"), Signal(name=f"fired_old{lane}")
             v_new, fire = Signal(signed(width), name=f"v_new{lane}"), Signal(name=f"fire{lane}")
@@ -147,16 +151,17 @@ class LayerUnit(wiring.Component):
             if groups == 1 and not cfg.is_output:
                 # a hidden lane keeps what is left to its threshold, r = theta - 1 - V, in a register set to
                 # theta - 1 at the image's start: it fires when r turns negative (its sign bit, no comparator)
-                left = Signal(signed(left_width), init=threshold - 1, name=f"left{lane}")
+                left = Signal(signed(left_width), init=threshold - 1, name=f"left{lane}", reset_less=True)
                 left_new = Signal(signed(left_width), name=f"left_new{lane}")
-                fired = Signal(name=f"fired{lane}")
+                fired = Signal(name=f"fired{lane}", reset_less=True)
                 m.d.comb += [left_new.eq(left - step), fired_old.eq(fired),
                              fire.eq(can_fire & left_new[-1] & ~fired_old)]
                 with m.If(b_valid):
                     m.d.sync += [left.eq(left_new), fired.eq(fired | fire)]
                 lane_resets += [(left, threshold - 1), (fired, 0)]
             elif groups == 1:  # an output lane: V and its fired flag in registers cleared at the image's start
-                potential, fired = Signal(signed(width), name=f"v{lane}"), Signal(name=f"fired{lane}")
+                potential = Signal(signed(width), name=f"v{lane}", reset_less=True)
+                fired = Signal(name=f"fired{lane}", reset_less=True)
                 m.d.comb += [v_old.eq(potential), fired_old.eq(fired), v_new.eq(v_old + step),
                              fire.eq(can_fire & (v_new >= threshold) & ~fired_old)]
                 with m.If(b_valid):
@@ -188,14 +193,25 @@ class LayerUnit(wiring.Component):
         with m.If(b_valid):
             m.d.sync += group_valid.bit_select(b_group, 1).eq(1)
 
-        # the head entry's spikes in neuron order; a spike word takes the lowest pending neuron of each of
-        # the next layer's banks (neuron n in bank n mod E_out, index n // E_out)
+        # the emitter's source: the working register while it holds the rest of an entry, else the head entry
+        # (its first word leaves straight from the entry, which is free from then on); a spike word takes
+        # the lowest pending neuron of each of the next layer's banks (neuron n in bank n mod E_out, index
+        # n // E_out)
         has_entry = Signal()
         m.d.comb += has_entry.eq(complete != 0)
+        work_bits = [Signal(groups, name=f"work_lane{lane}") for lane in range(lanes)]
+        work_bin, work_active = Signal(8), Signal()
         head_lanes = [select(m, [entry_bits[d][lane] for d in range(queue_depth)], head, f"head_lane{lane}")
                       for lane in range(lanes)]
-        emit_bin = select(m, entry_bin, head, "emit_bin")
-        pending_bits = [head_lanes[n % lanes][n // lanes] for n in range(cfg.n_out)]
+        head_bin = select(m, entry_bin, head, "head_bin")
+        source_lanes = [Signal(groups, name=f"source_lane{lane}") for lane in range(lanes)]
+        m.d.comb += [source.eq(Mux(work_active, work, entry))
+                     for source, work, entry in zip(source_lanes, work_bits, head_lanes)]
+        emit_bin = Signal(8)
+        m.d.comb += emit_bin.eq(Mux(work_active, work_bin, head_bin))
+        has_source = Signal()
+        m.d.comb += has_source.eq(work_active | has_entry)
+        pending_bits = [source_lanes[n % lanes][n // lanes] for n in range(cfg.n_out)]
         out_banks = cfg.events_out
         bank_any, bank_lowest, bank_several = [], [], []
         for j in range(out_banks):
@@ -258,15 +274,16 @@ class LayerUnit(wiring.Component):
                 if self.early:
                     m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]), self.first_spike_bin.eq(c_bin + 1)]
 
-        # ---- the emitter: one word per cycle from the head entry; an entry is freed with its last word
-        # (at once when nothing fired in its bin, or when early exit made its bin useless)
+        # ---- the emitter: one word per cycle; the head entry is freed when its first word leaves (the rest
+        # goes to the working register), at once when nothing fired in its bin, or when early exit made its
+        # bin useless (then a working register of that bin is dropped too)
         offering = Signal()  # the spike port holds a word that was not taken yet
         spike = self.spikes.payload
         m.d.comb += spike.bin.eq(emit_bin)
         for j in range(out_banks):
             m.d.comb += [spike.slots[j].valid.eq(bank_any[j]), spike.slots[j].index.eq(bank_lowest[j])]
         live = Signal()
-        m.d.comb += live.eq(has_entry & pending_any)
+        m.d.comb += live.eq(has_source & pending_any)
         if cfg.is_output:
             stopped = Const(0)
             m.d.comb += self.spikes.valid.eq(live)
@@ -274,25 +291,24 @@ class LayerUnit(wiring.Component):
         else:
             forward = ~(emit_bin == 255) if cfg.next_is_hidden else Const(1)
             stopped = Signal()
-            m.d.comb += stopped.eq(has_entry & (emit_bin >= self.stop_bin) & ~offering)
+            m.d.comb += stopped.eq(has_source & (emit_bin >= self.stop_bin) & ~offering)
             out = self.out_events.payload
             m.d.comb += [self.spikes.valid.eq(live & ~stopped & (self.out_events.ready | ~forward)),
                          self.out_events.valid.eq(live & ~stopped & forward & self.spikes.ready)]
-            with m.If(has_entry):
+            with m.If(has_source):
                 m.d.comb += [out.slots.eq(spike.slots), out.bin.eq(emit_bin), out.last.eq(~several)]
             sent = self.spikes.ready & (self.out_events.ready | ~forward)
         m.d.sync += offering.eq(self.spikes.valid & ~self.spikes.ready)
-        free = Signal()
-        m.d.comb += free.eq(has_entry & (stopped | ~pending_any | (live & sent & ~several)))
-        for d in range(queue_depth):
-            with m.If(head == d):
-                with m.If(free):
-                    m.d.sync += [bits.eq(0) for bits in entry_bits[d]]
-                with m.Elif(live & sent):
-                    for j in range(out_banks):
-                        for r, n in enumerate(range(j, cfg.n_out, out_banks)):
-                            with m.If(bank_lowest[j] == r):
-                                m.d.sync += entry_bits[d][n % lanes].bit_select(n // lanes, 1).eq(0)
+        moves = Signal()  # a word leaves (or the source is dropped): the working register takes the rest
+        m.d.comb += moves.eq(stopped | ~pending_any | (live & sent))
+        free = Signal()  # the head entry is done with
+        m.d.comb += free.eq(~work_active & has_entry & moves)
+        with m.If(has_source & moves):
+            m.d.sync += [work_active.eq(~stopped & pending_any & several), work_bin.eq(emit_bin)]
+            for j in range(out_banks):
+                for r, n in enumerate(range(j, cfg.n_out, out_banks)):
+                    lane, g = n % lanes, n // lanes
+                    m.d.sync += work_bits[lane][g].eq(source_lanes[lane][g] & ~(bank_lowest[j] == r))
         with m.If(free):
             m.d.sync += head.eq(Mux(head == queue_depth - 1, 0, head + 1))
 
@@ -315,8 +331,8 @@ class LayerUnit(wiring.Component):
         def clear_image():
             m.d.sync += [group_valid.eq(0), group.eq(0), alloc.eq(0), head.eq(0), reserved.eq(0), complete.eq(0),
                          word_reserved.eq(0)]
-            m.d.sync += [bits.eq(0) for entry in entry_bits for bits in entry]
-            m.d.sync += [register.eq(value) for register, value in lane_resets]
+            m.d.sync += work_active.eq(0)
+            m.d.comb += clearing.eq(1)
             if cfg.is_output:
                 m.d.sync += [decided.eq(0), best_valid.eq(0)]
 
@@ -326,7 +342,7 @@ class LayerUnit(wiring.Component):
                     m.d.comb += unreserve.eq(1)
                     m.d.sync += [word_reserved.eq(0), group.eq(0)]
                 with m.Elif(event.end):
-                    with m.If(reserved == 0):  # every closed bin's spikes have left
+                    with m.If((reserved == 0) & ~work_active):  # every closed bin's spikes have left
                         m.d.sync += group.eq(0)
                         if cfg.is_output:
                             m.d.comb += self.events.ready.eq(1)
@@ -387,4 +403,6 @@ class LayerUnit(wiring.Component):
                     m.next = "ACCUM"
         else:  # (no one-state FSM: its zero-width state register is not safe in every backend)
             accumulate()
+        with m.If(clearing | ResetSignal()):
+            m.d.sync += [register.eq(value) for register, value in lane_resets]
         return m

@@ -18,16 +18,18 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
   spike queue (SPIKE_QUEUE_ENTRIES entries, each reserved when the last word's first group is issued).
   Stage B writes the bin's spikes to the entry in the cycle after the last group was issued; from the
   next cycle the emitter, which takes the entries in order, sends one word per cycle of the neurons
-  that fired (banked by the next layer's E; the output layer's spikes one per word) and frees the
-  entry with its last word, or in one cycle when nothing fired. A word sent in cycle c is offered to
-  the next layer from cycle c + 2 (the queue between layers reads its block RAM through a register).
+  that fired (banked by the next layer's E; the output layer's spikes one per word). The first word
+  leaves straight from the entry, which is free from the next cycle on (the rest waits in the
+  emitter's working register); an entry where nothing fired takes one cycle. A word sent in cycle c
+  is offered to the next layer from cycle c + 2 (the queue between layers reads its block RAM through
+  a register).
   Spikes at bin 255 are not sent to a hidden layer.
-- The end marker follows the last word; a layer takes it once every entry is free. A hidden layer
-  passes it on in that cycle (offered to the next layer two cycles later). The output layer picks its
-  winner in a registered stage after the lanes: it decides two cycles after issuing the last group of
-  its first firing bin's last word (early mode), when it takes the end marker (full mode), or G + 1
-  cycles after that (no output spike: argmax over the G groups, then the last merge). The result is
-  valid the cycle after the decision: cycles = decision cycle + 1.
+- The end marker follows the last word; a layer takes it once every entry is free and the emitter has
+  sent its last word. A hidden layer passes it on in that cycle (offered to the next layer two cycles
+  later). The output layer picks its winner in a registered stage after the lanes: it decides two
+  cycles after issuing the last group of its first firing bin's last word (early mode), when it takes
+  the end marker (full mode), or G + 1 cycles after that (no output spike: argmax over the G groups,
+  then the last merge). The result is valid the cycle after the decision: cycles = decision cycle + 1.
 - `events` counts events integrated by all layers before the decision cycle; the core's counter counts
   words (`Schedule.words`), the same number when every E is 1.
 
@@ -159,9 +161,9 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input):
             emit = max(t + 1, emitter_free)
             if fired and (forward_255 or b + 1 < T_MAX - 1):  # offered to the next layer two cycles after
                 words_out.extend((b + 1, emit + w + 2, n_events) for w, n_events in enumerate(fired))
-            emitter_free = emit + max(1, len(fired))  # an empty entry takes one cycle to free
-            frees.append(emitter_free)
-    end_ready = max(t, frees[-1] if frees else 0)
+            emitter_free = emit + max(1, len(fired))  # an empty entry takes one cycle
+            frees.append(emit + 1)  # the entry is free once its first word left (the rest is in the working register)
+    end_ready = max(t, emitter_free)
     if from_input:
         end_ready = max(end_ready, consumed[-1] + 1 if consumed else 1)
     return end_ready, consumed, words_out, first_close

@@ -173,6 +173,37 @@ def test_core_equals_reference_and_cycle_model_on_random_networks():
     assert stalled and aborted
 
 
+@pytest.mark.parametrize("lanes", [(52, 3), (26, 3)])
+def test_spike_bursts_fill_the_spike_queue_and_the_model_counts_the_stalls(lanes, monkeypatch):
+    """Hidden neurons firing by the dozen in consecutive bins: the emitter (one word per cycle) falls behind
+    stage A (one bin per cycle or per G cycles), the spike queue fills and stage A waits for an entry. The
+    core's cycles must equal the model's, and the model must see the stalls (a deeper queue is faster)."""
+    from bs4nn.sw import cycles
+    from bs4nn.sw.network import Layer, Network
+
+    # inputs 0..5 arrive one per bin 0..5 (+1 to every neuron) and 8 neurons fire in each of bins 1..6;
+    # then 60 inputs at bin 6 (-1 to every neuron) keep stage A busy while the emitter catches up
+    n_burst, n_quiet, per_bin = 6, 60, 8
+    n_in, n_hidden = n_burst + n_quiet, n_burst * per_bin + 4
+    signs = np.ones((n_in, n_hidden), np.int8)
+    signs[n_burst:] = -1
+    thresholds = np.full(n_hidden, n_in + 1, np.int32)  # the last 4 neurons never fire
+    thresholds[:n_burst * per_bin] = np.arange(n_burst * per_bin) % n_burst + 1
+    rng = np.random.default_rng(11)
+    output = Layer(rng.choice([-1, 1], size=(n_hidden, 3)).astype(np.int8), np.array([30, 31, 32], np.int32))
+    network = Network((Layer(signs, thresholds), output), (1, n_in))
+    pixels = np.full((2, n_in), 255 - n_burst, np.uint8)
+    pixels[:, :n_burst] = 255 - np.arange(n_burst)
+    pixels[1, n_burst + 40:] = 0  # fewer quiet events: bin 255, skipped
+    ref = reference.run(network, pixels)
+    for mode in ("full", "early"):
+        _check_core(network, pixels, list(lanes), mode, np.random.default_rng(0), 0.0, set())
+    plan = schedule(network.sizes, lanes, encode_pixels(pixels), ref.spikes)
+    monkeypatch.setattr(cycles, "SPIKE_QUEUE_ENTRIES", 64)
+    deep = schedule(network.sizes, lanes, encode_pixels(pixels), ref.spikes)
+    assert (deep.cycles("full") < plan.cycles("full")).any(), "the bursts never filled the queue"
+
+
 @pytest.mark.parametrize("lanes,banks_out", [(1, 1), (3, 1), (7, 1), (3, 2), (7, 7)])
 def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes, banks_out):
     """A hidden LayerUnit alone: events in by bin, spikes out as the next layer's event words (ascending
