@@ -104,17 +104,20 @@ def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode
 
 
 def plot_sweep(rows: list[dict], path) -> None:
-    """Mean cycles per image against LUTs, each point labelled P/E; the 35T's 60 % and the 100T's 100 %."""
+    """Mean cycles per image against LUTs, each point labelled P/E; the 35T's 60 % and 100 %, the 100T's 100 %."""
     from bs4nn.sw.plots import _save, plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for row in rows:
-        colour = "tab:green" if row["fits_35t_60pct"] else ("tab:blue" if row["fits_100t"] else "tab:red")
+        colour = ("tab:green" if row["fits_35t_60pct"] else "tab:olive" if row["lut_pct_35t"] <= 100
+                  else "tab:blue" if row["fits_100t"] else "tab:red")
         ax.scatter(row["LUT"], row["cycles_mean"], color=colour, s=30)
         ax.annotate(f"P {row['lanes']} / E {row['events']}\n{row['logic_levels']} levels",
                     (row["LUT"], row["cycles_mean"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.axvline(0.6 * XILINX_CAPACITY["xc7a35t"]["LUT"], color="tab:green", linestyle="--", linewidth=0.8,
                label="60 % of the A7-35T's LUTs")
+    ax.axvline(XILINX_CAPACITY["xc7a35t"]["LUT"], color="tab:green", linestyle="-.", linewidth=0.8,
+               label="the A7-35T's LUTs")
     ax.axvline(XILINX_CAPACITY["xc7a100t"]["LUT"], color="tab:blue", linestyle="--", linewidth=0.8,
                label="the A7-100T's LUTs")
     ax.axhline(60, color="gray", linestyle=":", linewidth=0.8, label="60 cycles")

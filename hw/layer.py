@@ -135,8 +135,9 @@ class LayerUnit(wiring.Component):
         # ---- stage B, per lane: update one group's potentials; at the end of a bin, compare
         old_v, new_v, crossed = [], [], []
         # with G = 1: (register, value at an image's start). These registers have no reset of their own:
-        # `clearing` (an image's start, or the domain's reset) is their only synchronous reset and b_valid
-        # their enable, which maps onto the flip-flops' reset and enable pins instead of a multiplexer per bit
+        # `clearing` (an image's start, or the domain's reset where it has one) is their only synchronous
+        # reset and b_valid their enable, which maps onto the flip-flops' reset and enable pins instead of a
+        # multiplexer per bit; their initial values are the image-start values
         lane_resets = []
         clearing = Signal()
         for lane in range(lanes):
@@ -403,6 +404,6 @@ class LayerUnit(wiring.Component):
                     m.next = "ACCUM"
         else:  # (no one-state FSM: its zero-width state register is not safe in every backend)
             accumulate()
-        with m.If(clearing | ResetSignal()):
+        with m.If(clearing | ResetSignal(allow_reset_less=True)):
             m.d.sync += [register.eq(value) for register, value in lane_resets]
         return m
