@@ -19,6 +19,7 @@ import numpy as np
 
 SIMULATORS = ("icarus", "verilator")
 TEST_MODULE = "bs4nn.sim.cocotb_core"
+VERILATOR_SPLIT_CFUNCS = 2000  # statements per generated C++ function (--output-split-cfuncs)
 WAVES = "waves.fst"  # Icarus writes it (FST, for GTKWave or Surfer) into the run directory of a waves build
 
 
@@ -88,7 +89,10 @@ def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False, 
     build_dir = Path(cache_dir) / f"{simulator}-{digest}{'-waves' if waves else ''}"
     # Icarus: Verilog-2005 semantics, so that the declaration initialisers Yosys relies on to evaluate
     # every `always @*` block at time 0 raise an event (in the default -g2012 they do not).
-    args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if simulator == "verilator" else ["-g2005"]
+    # Verilator: split the generated C++ into functions of at most VERILATOR_SPLIT_CFUNCS statements; a
+    # 600-lane layer otherwise becomes two 11,000-line functions that g++ takes tens of minutes over
+    args = (["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "--output-split-cfuncs", str(VERILATOR_SPLIT_CFUNCS)]
+            if simulator == "verilator" else ["-g2005"])
     if waves and simulator == "verilator":
         args.append("--trace")
     elif waves:  # cocotb's own dump module is SystemVerilog; this one is plain Verilog-2005
