@@ -94,7 +94,8 @@ def cmd_sim(args, argv) -> int:
     names = [f"{data.name} {args.split} image {int(i)}" for i in picked]
     try:
         result = cosimulate(artifact.path, images, simulator=args.simulator, mode=args.mode, lanes=args.lanes,
-                            events=args.events, names=names, stall=args.stall, seed=args.seed, work_dir=work, chunk=args.chunk,
+                            events=args.events, names=names, stall=args.stall, seed=args.seed, work_dir=work,
+                            chunk=args.chunk,
                             progress=sys.stderr.isatty(), waves_on_failure=3 if not args.waves else len(images),
                             preload=args.preload, shards=args.shards)
     except SimulationError as error:

@@ -52,8 +52,8 @@ class Core(wiring.Component):
             # 255 bins times the busiest bank's neurons) and one end marker per image never fill it.
             # Buffered (block RAM, registered read): a word is offered two cycles after it is sent
             width = units[k].out_events.payload.shape().size
-            n_out, bank_depth = cfg.network.layers[k].n_out, -(-cfg.network.layers[k].n_out // cfg.events[k + 1])
-            queue = fifo.SyncFIFOBuffered(width=width, depth=min(n_out, 255 * bank_depth) + 1)
+            receiver = cfg.layer(k + 1)  # its n_in is this layer's n_out
+            queue = fifo.SyncFIFOBuffered(width=width, depth=min(receiver.n_in, 255 * receiver.bank_depth) + 1)
             m.submodules[f"queue{k}"] = queue
             producer, consumer = units[k].out_events, units[k + 1].events
             m.d.comb += [queue.w_data.eq(producer.payload.as_value()), queue.w_en.eq(producer.valid),

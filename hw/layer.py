@@ -141,8 +141,9 @@ class LayerUnit(wiring.Component):
         lane_resets = []
         clearing = Signal()
         for lane in range(lanes):
-            v_old, fired_old = Signal(signed(width), name=f"v_old{lane}"), Signal(name=f"fired_old{lane}")
-            v_new, fire = Signal(signed(width), name=f"v_new{lane}"), Signal(name=f"fire{lane}")
+            fired_old, fire = Signal(name=f"fired_old{lane}"), Signal(name=f"fire{lane}")
+            if groups > 1 or cfg.is_output:  # V before and after this word (a G = 1 hidden lane keeps theta - 1 - V)
+                v_old, v_new = Signal(signed(width), name=f"v_old{lane}"), Signal(signed(width), name=f"v_new{lane}")
             if banks == 1:
                 step = Mux(rom_data[0][lane], 1, -1)
             else:  # sum of the valid slots' +-1 = 2 * (valid +1 slots) - (valid slots)
@@ -188,8 +189,9 @@ class LayerUnit(wiring.Component):
             for d in range(queue_depth):  # a bin's close: the lanes that fire go to its queue entry
                 with m.If(b_valid & b_last & (b_entry == d)):
                     m.d.sync += entry_bits[d][lane].bit_select(b_group, 1).eq(fire)
-            old_v.append(v_old)
-            new_v.append(v_new)
+            if cfg.is_output:
+                old_v.append(v_old)
+                new_v.append(v_new)
             crossed.append(fire)
         with m.If(b_valid):
             m.d.sync += group_valid.bit_select(b_group, 1).eq(1)

@@ -195,9 +195,8 @@ def test_spike_bursts_fill_the_spike_queue_and_the_model_counts_the_stalls(lanes
     pixels = np.full((2, n_in), 255 - n_burst, np.uint8)
     pixels[:, :n_burst] = 255 - np.arange(n_burst)
     pixels[1, n_burst + 40:] = 0  # fewer quiet events: bin 255, skipped
-    ref = reference.run(network, pixels)
     for mode in ("full", "early"):
-        _check_core(network, pixels, list(lanes), mode, np.random.default_rng(0), 0.0, set())
+        ref, _ = _check_core(network, pixels, list(lanes), mode, np.random.default_rng(0), 0.0, set())
     plan = schedule(network.sizes, lanes, encode_pixels(pixels), ref.spikes)
     monkeypatch.setattr(cycles, "SPIKE_QUEUE_ENTRIES", 64)
     deep = schedule(network.sizes, lanes, encode_pixels(pixels), ref.spikes)
