@@ -1,12 +1,13 @@
 """The core behind a UART: the board-independent part of every board top."""
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, ResetInserter
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.hw.config import CoreConfig, index_width
 from bs4nn.hw.core import Core
+from bs4nn.hw.skid import SkidBuffer
 
 from .link import LinkEngine
 from .uart import UARTReceiver, UARTTransmitter
@@ -32,7 +33,12 @@ class UARTCore(wiring.Component):
                      core.abort.eq(link.abort), self.last_class.eq(link.last_class), self.frames.eq(link.frames)]
         wiring.connect(m, receiver.bytes, link.rx_bytes)
         wiring.connect(m, link.tx_bytes, transmitter.bytes)
-        wiring.connect(m, link.pixels, core.pixels)
+        # the pixels reach the core through a register slice (cleared with the core on abort), so the link's
+        # byte handling and the input stage's filing are not one combinational path
+        pixel_slice = SkidBuffer(core.pixels.payload.shape())
+        m.submodules.pixel_slice = ResetInserter(link.abort)(pixel_slice)
+        wiring.connect(m, link.pixels, pixel_slice.i)
+        wiring.connect(m, pixel_slice.o, core.pixels)
         wiring.connect(m, core.result, link.result)
         return m
 

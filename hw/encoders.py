@@ -1,4 +1,5 @@
-"""Combinational helpers: a tree priority encoder (lowest set bit) with logarithmic depth."""
+"""Combinational helpers: a tree priority encoder (lowest set bit) with logarithmic depth, OR trees, a
+one-hot lowest bit, popcounts and a multiplexer tree."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value
@@ -41,6 +42,30 @@ def lowest_set_bit(m, bits, name: str, several: bool = False):
     many_sig = Signal(name=f"{name}_several")
     m.d.comb += many_sig.eq(many)
     return any_sig, index_sig, many_sig
+
+
+def lowest_one_hot(m, bits: Value, name: str) -> Signal:
+    """`bits` with only its lowest set bit kept (a one-hot vector, or zero), bit i = bits[i] & no lower bit
+    set; for the narrow words (16 bits) of the input stage's walk, where each output is one small function."""
+    result = Signal(len(bits), name=f"{name}_onehot")
+    m.d.comb += result.eq(Cat(bits[i] & ~bits[:i].any() if i else bits[0] for i in range(len(bits))))
+    return result
+
+
+def any_below(m, bits: list, name: str) -> list:
+    """Per position i, whether any of bits[0 .. i-1] is set (an exclusive prefix OR), as a Sklansky network
+    of signals (log2(width) levels of 2-input ORs); `bits[i] & any_below[i]` clears the lowest set bit."""
+    prefix = list(bits)  # inclusive prefix ORs, built in place
+    span = 1
+    while span < len(prefix):
+        nxt = list(prefix)
+        for i in range(len(prefix)):
+            if i // span % 2:  # the upper half of a block of 2 * span takes the lower half's last prefix
+                node = Signal(name=f"{name}_p{span}_{i}")
+                m.d.comb += node.eq(prefix[i] | prefix[i // span * span - 1])
+                nxt[i] = node
+        prefix, span = nxt, span * 2
+    return [Const(0, 1)] + prefix[:-1]
 
 
 def any_set(m, bits: list, name: str) -> Signal:

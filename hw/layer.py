@@ -23,10 +23,11 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import SPIKE_QUEUE_ENTRIES, LayerConfig, index_width, potential_width
-from .encoders import any_set, lowest_set_bit, popcount, select
+from .encoders import any_below, any_set, lowest_set_bit, popcount, select
 
 
 BLOCK_ROM_BITS = 16384  # ROMs of at least this many bits are asked for block RAM
+LANE_BLOCK = 4  # output lanes whose best candidate stage C picks (two levels of comparisons)
 
 
 def bank_rom_words(signs: np.ndarray, lanes: int, banks: int) -> list[list[int]]:
@@ -55,6 +56,25 @@ def lane_thresholds(thresholds: np.ndarray, n_in: int, lanes: int) -> np.ndarray
     padded = np.full(groups * lanes, n_in + 1, dtype=np.int64)
     padded[: len(thresholds)] = thresholds
     return padded.reshape(groups, lanes)
+
+
+def _tournament(m, candidates, name):
+    """The best of (valid, potential, index) candidates in index order as a balanced tree, lower indices
+    on the left: the right one wins only with a strictly higher potential, so ties keep the lowest index."""
+    level = 0
+    while len(candidates) > 1:
+        merged = []
+        for i in range(0, len(candidates) - 1, 2):
+            (lv, lval, lidx), (rv, rval, ridx) = candidates[i], candidates[i + 1]
+            node = Signal(name=f"{name}_valid_l{level}_{i // 2}"), Signal.like(lval, name=f"{name}_v_l{level}_{i // 2}"), \
+                Signal.like(lidx, name=f"{name}_index_l{level}_{i // 2}")
+            right = rv & (~lv | (rval > lval))
+            m.d.comb += [node[0].eq(lv | rv), node[1].eq(Mux(right, rval, lval)), node[2].eq(Mux(right, ridx, lidx))]
+            merged.append(node)
+        if len(candidates) % 2:
+            merged.append(candidates[-1])
+        candidates, level = merged, level + 1
+    return candidates[0]
 
 
 class LayerUnit(wiring.Component):
@@ -217,9 +237,11 @@ class LayerUnit(wiring.Component):
         pending_bits = [source_lanes[n % lanes][n // lanes] for n in range(cfg.n_out)]
         out_banks = cfg.events_out
         bank_any, bank_lowest, bank_several = [], [], []
+        bank_keeps = []  # per bank, per neuron: a lower neuron of the bank is pending too (it stays pending)
         for j in range(out_banks):
             found, low, many = lowest_set_bit(m, pending_bits[j::out_banks], f"pending_b{j}", several=True)
             bank_any.append(found), bank_lowest.append(low), bank_several.append(many)
+            bank_keeps.append(any_below(m, pending_bits[j::out_banks], f"pending_b{j}"))
         if out_banks == 1:
             pending_any, several = bank_any[0], bank_several[0]
         else:
@@ -235,16 +257,19 @@ class LayerUnit(wiring.Component):
             fallback_group = Signal(range(groups))
             # stage C (registered): each lane's candidate of the group stage B handled: at the close of a
             # bin, the lanes that fired with V(b) (crossing is checked at bin ends only); in the fallback,
-            # every real neuron with V(255)
-            c_merge, c_close, c_bin = Signal(), Signal(), Signal(8)
-            c_base = Signal.like(best_index)
-            deciding = Signal()  # stage C decides in this cycle: stage B's word may not merge or close
+            # every real neuron with V(255). Stage C picks the best of each LANE_BLOCK lanes, stage D (also
+            # registered) merges those and the best so far, so no cycle holds more than two comparisons
+            c_merge, c_close, c_bin = Signal(name="c_merge"), Signal(name="c_close"), Signal(8, name="c_bin")
+            c_base = Signal.like(best_index, name="c_base")
+            d_merge, d_close, d_bin = Signal(name="d_merge"), Signal(name="d_close"), Signal(8, name="d_bin")
+            deciding = Signal()  # stage D decides in this cycle: the words behind it may not merge or close
             m.d.sync += [c_merge.eq((b_valid & b_last & ~decided & ~deciding) | in_fallback),
                          c_close.eq(b_valid & b_last & (b_group == groups - 1) & ~decided & ~deciding),
-                         c_bin.eq(b_bin), c_base.eq(read_group * lanes)]
-            # a balanced tree over (best so far, lane 0, ..., lane P-1), lower indices on the left: the
-            # right candidate wins only with a strictly higher potential, so ties keep the lowest index
-            leaves = [(best_valid, best_v, best_index)]
+                         c_bin.eq(b_bin), c_base.eq(read_group * lanes),
+                         d_merge.eq(c_merge & ~deciding), d_close.eq(c_close & ~deciding), d_bin.eq(c_bin)]
+            decision_busy = Signal()  # a close or merge is still on its way to `best`
+            m.d.comb += decision_busy.eq(c_merge | d_merge)
+            leaves = []
             for lane in range(lanes):
                 leaf = Signal(name=f"cand_valid{lane}"), Signal(signed(width), name=f"cand_v{lane}"), \
                     Signal.like(best_index, name=f"cand_index{lane}")
@@ -252,30 +277,22 @@ class LayerUnit(wiring.Component):
                              leaf[1].eq(Mux(in_fallback, old_v[lane], new_v[lane]))]
                 m.d.comb += leaf[2].eq(c_base + lane)
                 leaves.append(leaf)
-            level = 0
-            while len(leaves) > 1:
-                merged = []
-                for i in range(0, len(leaves) - 1, 2):
-                    (lv, lval, lidx), (rv, rval, ridx) = leaves[i], leaves[i + 1]
-                    node = Signal(name=f"cand_valid_l{level}_{i // 2}"), \
-                        Signal(signed(width), name=f"cand_v_l{level}_{i // 2}"), \
-                        Signal.like(best_index, name=f"cand_index_l{level}_{i // 2}")
-                    right = rv & (~lv | (rval > lval))
-                    m.d.comb += [node[0].eq(lv | rv), node[1].eq(Mux(right, rval, lval)),
-                                 node[2].eq(Mux(right, ridx, lidx))]
-                    merged.append(node)
-                if len(leaves) % 2:
-                    merged.append(leaves[-1])
-                leaves, level = merged, level + 1
-            cand = leaves[0]
-            with m.If(c_merge):
+            blocks = []
+            for k, first in enumerate(range(0, lanes, LANE_BLOCK)):
+                best_of = _tournament(m, leaves[first:first + LANE_BLOCK], f"cand_c{k}")
+                node = Signal(name=f"d_valid{k}"), Signal(signed(width), name=f"d_v{k}"), \
+                    Signal.like(best_index, name=f"d_index{k}")
+                m.d.sync += [node[0].eq(best_of[0]), node[1].eq(best_of[1]), node[2].eq(best_of[2])]
+                blocks.append(node)
+            cand = _tournament(m, [(best_valid, best_v, best_index)] + blocks, "cand_d")
+            with m.If(d_merge):
                 m.d.sync += [best_valid.eq(cand[0]), best_v.eq(cand[1]), best_index.eq(cand[2])]
-            # the decision: the cycle after stage B closed the first bin with an output spike
-            m.d.comb += deciding.eq(c_close & cand[0])
+            # the decision: two cycles after stage B closed the first bin with an output spike
+            m.d.comb += deciding.eq(d_close & cand[0])
             with m.If(deciding):
-                m.d.sync += [decided.eq(1), winner.eq(cand[2]), t_star.eq(c_bin + 1)]
+                m.d.sync += [decided.eq(1), winner.eq(cand[2]), t_star.eq(d_bin + 1)]
                 if self.early:
-                    m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]), self.first_spike_bin.eq(c_bin + 1)]
+                    m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]), self.first_spike_bin.eq(d_bin + 1)]
 
         # ---- the emitter: one word per cycle; the head entry is freed when its first word leaves (the rest
         # goes to the working register), at once when nothing fired in its bin, or when early exit made its
@@ -298,8 +315,7 @@ class LayerUnit(wiring.Component):
             out = self.out_events.payload
             m.d.comb += [self.spikes.valid.eq(live & ~stopped & (self.out_events.ready | ~forward)),
                          self.out_events.valid.eq(live & ~stopped & forward & self.spikes.ready)]
-            with m.If(has_source):
-                m.d.comb += [out.slots.eq(spike.slots), out.bin.eq(emit_bin), out.last.eq(~several)]
+            m.d.comb += [out.slots.eq(spike.slots), out.bin.eq(emit_bin), out.last.eq(~several)]
             sent = self.spikes.ready & (self.out_events.ready | ~forward)
         m.d.sync += offering.eq(self.spikes.valid & ~self.spikes.ready)
         moves = Signal()  # a word leaves (or the source is dropped): the working register takes the rest
@@ -308,10 +324,13 @@ class LayerUnit(wiring.Component):
         m.d.comb += free.eq(~work_active & has_entry & moves)
         with m.If(has_source & moves):
             m.d.sync += [work_active.eq(~stopped & pending_any & several), work_bin.eq(emit_bin)]
+        # the working register's bits: only what they hold while it is active matters, so they may take the
+        # rest of the source whenever a word leaves or the source is dropped, whether or not anything is pending
+        with m.If(has_source & (stopped | sent)):
             for j in range(out_banks):
                 for r, n in enumerate(range(j, cfg.n_out, out_banks)):
                     lane, g = n % lanes, n // lanes
-                    m.d.sync += work_bits[lane][g].eq(source_lanes[lane][g] & ~(bank_lowest[j] == r))
+                    m.d.sync += work_bits[lane][g].eq(source_lanes[lane][g] & bank_keeps[j][r])
         with m.If(free):
             m.d.sync += head.eq(Mux(head == queue_depth - 1, 0, head + 1))
 
@@ -345,7 +364,8 @@ class LayerUnit(wiring.Component):
                     m.d.comb += unreserve.eq(1)
                     m.d.sync += [word_reserved.eq(0), group.eq(0)]
                 with m.Elif(event.end):
-                    with m.If((reserved == 0) & ~work_active):  # every closed bin's spikes have left
+                    # every closed bin's spikes have left (and, in the output layer, every close reached `best`)
+                    with m.If((reserved == 0) & ~work_active & (~decision_busy if cfg.is_output else 1)):
                         m.d.sync += group.eq(0)
                         if cfg.is_output:
                             m.d.comb += self.events.ready.eq(1)
@@ -398,8 +418,10 @@ class LayerUnit(wiring.Component):
                     m.d.comb += [in_fallback.eq(1), read_group.eq(fallback_group)]
                     m.d.sync += fallback_group.eq(fallback_group + 1)
                     with m.If(fallback_group == groups - 1):
-                        m.next = "FALLBACK_END"
-                with m.State("FALLBACK_END"):  # stage C merges the last group
+                        m.next = "FALLBACK_DRAIN"
+                with m.State("FALLBACK_DRAIN"):  # stage C picks the last group's best of each block
+                    m.next = "FALLBACK_END"
+                with m.State("FALLBACK_END"):  # stage D merges them
                     m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]), self.first_spike_bin.eq(256),
                                  self.finished.eq(1)]
                     clear_image()

@@ -9,9 +9,9 @@ in bank i mod E_k), all of one bin; a bin whose busiest bank holds c events take
 one event of every bank with more than w). With E = 1 a word is one event.
 
 Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
-- The input stage offers layer 0 its first word in cycle 2 and every next one (of the same bin or the
-  next: the next bin's heads are read ahead) the cycle after the previous one was taken; the end
-  marker the cycle after the last word was taken (cycle 1 when there is no event at all).
+- The input stage offers layer 0 its first word in cycle 3 (`INPUT_FIRST_WORD`) and every next one (of
+  the same bin or the next: the next bin's heads are read ahead) the cycle after the previous one was
+  taken; the end marker the cycle after the last word was taken (cycle 2 when there is no event at all).
   Bin-255 input events are skipped when layer 0 is hidden.
 - A layer takes a word when one is offered, spending G = ceil(n_out / P) cycles on it (the last of them
   takes it); nothing else stops it, except that a bin's last word needs a free entry in the layer's
@@ -26,10 +26,12 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
   Spikes at bin 255 are not sent to a hidden layer.
 - The end marker follows the last word; a layer takes it once every entry is free and the emitter has
   sent its last word. A hidden layer passes it on in that cycle (offered to the next layer two cycles
-  later). The output layer picks its winner in a registered stage after the lanes: it decides two
-  cycles after issuing the last group of its first firing bin's last word (early mode), when it takes
-  the end marker (full mode), or G + 1 cycles after that (no output spike: argmax over the G groups,
-  then the last merge). The result is valid the cycle after the decision: cycles = decision cycle + 1.
+  later). The output layer picks its winner in two registered stages after the lanes (C: the best of
+  each block of lanes, D: those and the best so far): it decides DECISION_STAGES = 2 cycles after stage
+  B closed its first firing bin (early mode), when it takes the end marker (full mode; not before the
+  last close has passed stage D, unless the decision stopped it), or G + 2 cycles after that (no output
+  spike: argmax over the G groups, then stages C and D). The result is valid the cycle after the
+  decision: cycles = decision cycle + 1.
 - `events` counts events integrated by all layers before the decision cycle; the core's counter counts
   words (`Schedule.words`), the same number when every E is 1.
 
@@ -49,6 +51,8 @@ import numpy as np
 T_MAX = 256
 MODES = ("full", "early")
 SPIKE_QUEUE_ENTRIES = 3  # closed bins a layer holds for its emitter (hw/layer.py)
+DECISION_STAGES = 2  # registered stages between the output layer's stage B and its decision (C and D)
+INPUT_FIRST_WORD = 3  # the cycle the input stage offers its first word (its words leave through a register)
 
 
 def parse_lanes(lanes, sizes_out, what: str = "lanes", bound: str = "n_out") -> tuple[int, ...]:
@@ -139,7 +143,7 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input):
     end marker is taken from, per word its consume cycle, outgoing words, cycle of the first firing
     close). `from_input`: the words come from the input stage, which offers each word the cycle after
     the previous one was taken (the next bin's heads are read ahead) and the end marker the cycle after
-    the last word was taken (cycle 1 without any)."""
+    the last word was taken (cycle INPUT_FIRST_WORD - 1 without any)."""
     t = 0  # stage A is free from this cycle
     consumed, words_out, frees = [], [], []  # frees: the cycle each queue entry is free again
     first_close = None
@@ -164,8 +168,14 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input):
             emitter_free = emit + max(1, len(fired))  # an empty entry takes one cycle
             frees.append(emit + 1)  # the entry is free once its first word left (the rest is in the working register)
     end_ready = max(t, emitter_free)
+    if is_output and n:  # the last close (stage B in cycle t) must reach `best` through stages C and D,
+        # unless the decision (two cycles after the first firing close) stops it from merging
+        if first_close is None or t == first_close:
+            end_ready = max(end_ready, t + 3)
+        elif t == first_close + 1:
+            end_ready = max(end_ready, t + 2)
     if from_input:
-        end_ready = max(end_ready, consumed[-1] + 1 if consumed else 1)
+        end_ready = max(end_ready, consumed[-1] + 1 if consumed else INPUT_FIRST_WORD - 1)
     return end_ready, consumed, words_out, first_close
 
 
@@ -184,9 +194,9 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], eve
     for i in range(n_images):
         bins = input_bins[i].astype(np.int64)
         keep = bins < T_MAX - 1 if n_layers > 1 else np.ones(len(bins), bool)
-        words = [(b, 2, n) for b, ws in sorted(_bin_words(bins[keep], np.flatnonzero(keep), banks[0]).items())
+        words = [(b, INPUT_FIRST_WORD, n) for b, ws in sorted(_bin_words(bins[keep], np.flatnonzero(keep), banks[0]).items())
                  for n in ws]
-        end_arrival = 1  # the input stage: see _layer (from_input)
+        end_arrival = INPUT_FIRST_WORD - 1  # the input stage: see _layer (from_input)
         all_consumed = []
         for k in range(n_layers):
             row = spikes[k][i].astype(np.int64)
@@ -201,8 +211,8 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], eve
             if not is_output:
                 words, end_arrival = words_out, end_taken + 2
                 continue
-            decided = {"full": end_taken if first_close is not None else end_taken + groups[k] + 1}
-            decided["early"] = first_close + 1 if first_close is not None else decided["full"]
+            decided = {"full": end_taken if first_close is not None else end_taken + groups[k] + DECISION_STAGES}
+            decided["early"] = first_close + DECISION_STAGES if first_close is not None else decided["full"]
         for mode in MODES:
             cycles[mode][i] = decided[mode] + 1
             before = [c < decided[mode] for c, _ in all_consumed]
