@@ -215,6 +215,13 @@ class LayerUnit(wiring.Component):
             crossed.append(fire)
         with m.If(b_valid):
             m.d.sync += group_valid.bit_select(b_group, 1).eq(1)
+        # per entry, whether anything fired in its bin (ORed over its groups): the emitter's control needs it
+        # without a search over the entry's n_out bits
+        entry_any = [Signal(name=f"entry{d}_any") for d in range(queue_depth)]
+        fired_any = any_set(m, crossed, "fired_any")
+        for d in range(queue_depth):
+            with m.If(b_valid & b_last & (b_entry == d)):
+                m.d.sync += entry_any[d].eq(fired_any | ((b_group != 0) & entry_any[d]) if groups > 1 else fired_any)
 
         # the emitter's source: the working register while it holds the rest of an entry, else the head entry
         # (its first word leaves straight from the entry, which is free from then on); a spike word takes
@@ -242,11 +249,10 @@ class LayerUnit(wiring.Component):
             found, low, many = lowest_set_bit(m, pending_bits[j::out_banks], f"pending_b{j}", several=True)
             bank_any.append(found), bank_lowest.append(low), bank_several.append(many)
             bank_keeps.append(any_below(m, pending_bits[j::out_banks], f"pending_b{j}"))
-        if out_banks == 1:
-            pending_any, several = bank_any[0], bank_several[0]
-        else:
-            pending_any = any_set(m, bank_any, "pending_any")
-            several = any_set(m, bank_several, "several")
+        several = bank_several[0] if out_banks == 1 else any_set(m, bank_several, "several")
+        # something is pending: the working register always holds a neuron while active, an entry by its flag
+        pending_any = Signal()
+        m.d.comb += pending_any.eq(work_active | select(m, entry_any, head, "head_any"))
 
         # ---- output layer: the best candidate so far (highest potential, lowest index)
         if cfg.is_output:
