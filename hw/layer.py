@@ -7,9 +7,9 @@ fire at bin b + 1 (each neuron once): they leave as words of the next layer's ba
 each bank's lowest pending neuron) to the next layer and to the spike port. Bins without events are
 never visited.
 
-Two pipeline stages: A issues the ROM read of (word, group); B, one cycle later, updates the potentials
-of that group and, at the end of a bin, compares and writes the neurons that fire to the bin's entry of
-the spike queue. An emitter drains the queue in order while stage A goes on with the next bins. Each lane
+Three pipeline stages: A issues the ROM read of (word, group); R registers the ROM word; B, two cycles
+after A, updates the potentials of that group and, at the end of a bin, compares and writes the neurons
+that fire to the bin's entry of the spike queue. An emitter drains the queue in order while stage A goes on with the next bins. Each lane
 keeps its own potentials (registers when G = 1, else a small memory of G words) and thresholds, so no
 wide vector is assembled from all lanes.
 """
@@ -123,17 +123,25 @@ class LayerUnit(wiring.Component):
                 m.submodules[f"rom{j}" if banks > 1 else "rom"] = rom = Memory(
                     shape=unsigned(lanes), depth=len(words), init=words, attrs={"ram_style": "block"} if big else None)
                 rom_reads.append(rom.read_port())
-                rom_data.append(rom_reads[-1].data)
+                # stage R registers the word read (the block RAM's clock-to-out is then not in stage B's path)
+                rom_word = Signal(lanes, name=f"rom_word{j}")
+                m.d.sync += rom_word.eq(rom_reads[-1].data)
+                rom_data.append(rom_word)
         b_slots = Signal(banks)  # stage B: the word's valid slots
         n_valid = Signal(range(banks + 1))  # stage B: events in the word
         if banks > 1:
             m.d.comb += n_valid.eq(popcount(m, [b_slots[j] for j in range(banks)], "n_valid"))
 
         group = Signal(range(groups))  # stage A: group of the event being issued
-        b_valid, b_group, b_last, b_bin = Signal(), Signal(range(groups)), Signal(), Signal(8)  # stage B
+        # stage R (the ROM word is read) and stage B (it is added), each: valid, group, last word of its bin, bin
+        r_valid, r_group, r_last, r_bin = Signal(name="r_valid"), Signal(range(groups), name="r_group"), \
+            Signal(name="r_last"), Signal(8, name="r_bin")
+        r_slots, r_entry = Signal(banks, name="r_slots"), Signal(range(SPIKE_QUEUE_ENTRIES), name="r_entry")
+        b_valid, b_group, b_last, b_bin = Signal(name="b_valid"), Signal(range(groups), name="b_group"), \
+            Signal(name="b_last"), Signal(8, name="b_bin")
         group_valid = Signal(groups)  # groups written during this image; the others read as zero
         read_group = Signal(range(groups))  # the group whose potentials are read (stage B or fallback)
-        thr_group = Signal(range(groups))  # the group whose thresholds are read (stage A, sync)
+        thr_group = Signal(range(groups))  # the group whose thresholds are read (stage R, sync: ready in B)
         m.d.comb += read_group.eq(b_group)
         group_is_valid = Signal()
         m.d.comb += group_is_valid.eq(group_valid.bit_select(read_group, 1))
@@ -347,7 +355,10 @@ class LayerUnit(wiring.Component):
             drop = (decided & (group == 0)) if self.early else Const(0)
         else:
             drop = ((event.bin + 1) >= self.stop_bin) & (group == 0)
-        m.d.sync += b_valid.eq(0)
+        # stage R -> stage B; an image's start (or end) drops a word still in R
+        m.d.sync += [b_valid.eq(r_valid & ~clearing), b_group.eq(r_group), b_last.eq(r_last), b_bin.eq(r_bin),
+                     b_slots.eq(r_slots), b_entry.eq(r_entry), r_valid.eq(0)]
+        m.d.comb += thr_group.eq(r_group)
         allocate = Signal()  # stage A issues group 0 of a bin's last word: its queue entry is reserved
         completing = Signal()  # stage B writes the last group of a bin's last word: its entry is complete
         m.d.comb += completing.eq(b_valid & b_last & (b_group == groups - 1))
@@ -397,9 +408,8 @@ class LayerUnit(wiring.Component):
                         if rom_read is not None:
                             index = event.slots[j].index
                             m.d.comb += rom_read.addr.eq(index * groups + group if groups > 1 else index)
-                    m.d.comb += thr_group.eq(group)
-                    m.d.sync += [b_valid.eq(1), b_group.eq(group), b_last.eq(event.last), b_bin.eq(event.bin),
-                                 b_slots.eq(Cat(event.slots[j].valid for j in range(banks))), b_entry.eq(alloc)]
+                    m.d.sync += [r_valid.eq(1), r_group.eq(group), r_last.eq(event.last), r_bin.eq(event.bin),
+                                 r_slots.eq(Cat(event.slots[j].valid for j in range(banks))), r_entry.eq(alloc)]
                     with m.If(event.last & (group == 0)):
                         m.d.comb += allocate.eq(1)
                         if groups > 1:

@@ -16,8 +16,8 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
 - A layer takes a word when one is offered, spending G = ceil(n_out / P) cycles on it (the last of them
   takes it); nothing else stops it, except that a bin's last word needs a free entry in the layer's
   spike queue (SPIKE_QUEUE_ENTRIES entries, each reserved when the last word's first group is issued).
-  Stage B writes the bin's spikes to the entry in the cycle after the last group was issued; from the
-  next cycle the emitter, which takes the entries in order, sends one word per cycle of the neurons
+  Stage B writes the bin's spikes to the entry two cycles after the last group was issued (stage R
+  registers the ROM word in between); from the next cycle the emitter, which takes the entries in order, sends one word per cycle of the neurons
   that fired (banked by the next layer's E; the output layer's spikes one per word). The first word
   leaves straight from the entry, which is free from the next cycle on (the rest waits in the
   emitter's working register); an entry where nothing fired takes one cycle. A word sent in cycle c
@@ -158,22 +158,23 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input):
             start = max(start, frees[-SPIKE_QUEUE_ENTRIES])
         consumed.append(start + groups - 1)
         t = start + groups
-        if last:  # stage B writes the bin's spikes to its entry in cycle t; the emitter sees it from t + 1
+        if last:  # stage B writes the bin's spikes to its entry in cycle t + 1; the emitter sees it from t + 2
             fired = fired_words.get(b + 1, []) if b < T_MAX - 1 else []
             if fired and is_output and first_close is None:
-                first_close = t
-            emit = max(t + 1, emitter_free)
+                first_close = t + 1
+            emit = max(t + 2, emitter_free)
             if fired and (forward_255 or b + 1 < T_MAX - 1):  # offered to the next layer two cycles after
                 words_out.extend((b + 1, emit + w + 2, n_events) for w, n_events in enumerate(fired))
             emitter_free = emit + max(1, len(fired))  # an empty entry takes one cycle
             frees.append(emit + 1)  # the entry is free once its first word left (the rest is in the working register)
     end_ready = max(t, emitter_free)
-    if is_output and n:  # the last close (stage B in cycle t) must reach `best` through stages C and D,
+    if is_output and n:  # the last close (stage B in cycle t + 1) must reach `best` through stages C and D,
         # unless the decision (two cycles after the first firing close) stops it from merging
-        if first_close is None or t == first_close:
-            end_ready = max(end_ready, t + 3)
-        elif t == first_close + 1:
-            end_ready = max(end_ready, t + 2)
+        close = t + 1
+        if first_close is None or close == first_close:
+            end_ready = max(end_ready, close + 3)
+        elif close == first_close + 1:
+            end_ready = max(end_ready, close + 2)
     if from_input:
         end_ready = max(end_ready, consumed[-1] + 1 if consumed else INPUT_FIRST_WORD - 1)
     return end_ready, consumed, words_out, first_close
