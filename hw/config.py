@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bs4nn.sw.cycles import MODES, SPIKE_QUEUE_ENTRIES, parse_events, parse_lanes  # noqa: F401 (re-exported)
+from bs4nn.sw.cycles import (  # noqa: F401 (re-exported)
+    MODES, SPIKE_QUEUE_ENTRIES, parse_events, parse_lanes, rom_in_block_ram)
 from bs4nn.sw.network import Network
 from bs4nn.sw.semantics import T_MAX
 

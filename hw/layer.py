@@ -22,11 +22,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
-from .config import SPIKE_QUEUE_ENTRIES, LayerConfig, index_width, potential_width
+from .config import SPIKE_QUEUE_ENTRIES, LayerConfig, index_width, potential_width, rom_in_block_ram
 from .encoders import any_below, any_set, lowest_set_bit, popcount, select
 
 
-BLOCK_ROM_BITS = 16384  # ROMs of at least this many bits are asked for block RAM
 LANE_BLOCK = 4  # output lanes whose best candidate stage C picks (two levels of comparisons)
 
 
@@ -112,6 +111,7 @@ class LayerUnit(wiring.Component):
 
         # one ROM per input bank; a bank of one word (E = n_in, G = 1) is a constant
         banks, bank_words = cfg.events, bank_rom_words(self.signs, lanes, cfg.events)
+        stage_r = rom_in_block_ram(cfg.n_in, cfg.n_out, lanes, banks)
         rom_data, rom_reads = [], []
         for j, words in enumerate(bank_words):
             if len(words) == 1:
@@ -119,14 +119,16 @@ class LayerUnit(wiring.Component):
                 rom_reads.append(None)
             else:
                 # a large ROM goes to block RAM even when shallow (yosys would spread a 196 x 600 bank over LUTs)
-                big = len(words) * lanes >= BLOCK_ROM_BITS
                 m.submodules[f"rom{j}" if banks > 1 else "rom"] = rom = Memory(
-                    shape=unsigned(lanes), depth=len(words), init=words, attrs={"ram_style": "block"} if big else None)
+                    shape=unsigned(lanes), depth=len(words), init=words,
+                    attrs={"ram_style": "block"} if stage_r else None)
                 rom_reads.append(rom.read_port())
-                # stage R registers the word read (the block RAM's clock-to-out is then not in stage B's path)
-                rom_word = Signal(lanes, name=f"rom_word{j}")
-                m.d.sync += rom_word.eq(rom_reads[-1].data)
-                rom_data.append(rom_word)
+                if stage_r:  # stage R registers the word read: the block RAM's clock-to-out is not in stage B's path
+                    rom_word = Signal(lanes, name=f"rom_word{j}")
+                    m.d.sync += rom_word.eq(rom_reads[-1].data)
+                    rom_data.append(rom_word)
+                else:
+                    rom_data.append(rom_reads[-1].data)
         b_slots = Signal(banks)  # stage B: the word's valid slots
         n_valid = Signal(range(banks + 1))  # stage B: events in the word
         if banks > 1:
@@ -355,10 +357,15 @@ class LayerUnit(wiring.Component):
             drop = (decided & (group == 0)) if self.early else Const(0)
         else:
             drop = ((event.bin + 1) >= self.stop_bin) & (group == 0)
-        # stage R -> stage B; an image's start (or end) drops a word still in R
-        m.d.sync += [b_valid.eq(r_valid & ~clearing), b_group.eq(r_group), b_last.eq(r_last), b_bin.eq(r_bin),
-                     b_slots.eq(r_slots), b_entry.eq(r_entry), r_valid.eq(0)]
-        m.d.comb += thr_group.eq(r_group)
+        # stage A issues to R (block-RAM ROMs) or straight to B; R -> B; an image's start (or end) drops a
+        # word still in R
+        issue = (r_valid, r_group, r_last, r_bin, r_slots, r_entry) if stage_r else \
+            (b_valid, b_group, b_last, b_bin, b_slots, b_entry)
+        m.d.sync += issue[0].eq(0)
+        if stage_r:
+            m.d.sync += [b_valid.eq(r_valid & ~clearing), b_group.eq(r_group), b_last.eq(r_last), b_bin.eq(r_bin),
+                         b_slots.eq(r_slots), b_entry.eq(r_entry)]
+        m.d.comb += thr_group.eq(r_group if stage_r else group)
         allocate = Signal()  # stage A issues group 0 of a bin's last word: its queue entry is reserved
         completing = Signal()  # stage B writes the last group of a bin's last word: its entry is complete
         m.d.comb += completing.eq(b_valid & b_last & (b_group == groups - 1))
@@ -408,8 +415,8 @@ class LayerUnit(wiring.Component):
                         if rom_read is not None:
                             index = event.slots[j].index
                             m.d.comb += rom_read.addr.eq(index * groups + group if groups > 1 else index)
-                    m.d.sync += [r_valid.eq(1), r_group.eq(group), r_last.eq(event.last), r_bin.eq(event.bin),
-                                 r_slots.eq(Cat(event.slots[j].valid for j in range(banks))), r_entry.eq(alloc)]
+                    m.d.sync += [issue[0].eq(1), issue[1].eq(group), issue[2].eq(event.last), issue[3].eq(event.bin),
+                                 issue[4].eq(Cat(event.slots[j].valid for j in range(banks))), issue[5].eq(alloc)]
                     with m.If(event.last & (group == 0)):
                         m.d.comb += allocate.eq(1)
                         if groups > 1:

@@ -16,8 +16,9 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
 - A layer takes a word when one is offered, spending G = ceil(n_out / P) cycles on it (the last of them
   takes it); nothing else stops it, except that a bin's last word needs a free entry in the layer's
   spike queue (SPIKE_QUEUE_ENTRIES entries, each reserved when the last word's first group is issued).
-  Stage B writes the bin's spikes to the entry two cycles after the last group was issued (stage R
-  registers the ROM word in between); from the next cycle the emitter, which takes the entries in order, sends one word per cycle of the neurons
+  Stage B writes the bin's spikes to the entry in the cycle after the last group was issued, or two
+  cycles after when the layer's ROMs are in block RAM (`rom_in_block_ram`: stage R registers the word
+  read); from the next cycle the emitter, which takes the entries in order, sends one word per cycle of the neurons
   that fired (banked by the next layer's E; the output layer's spikes one per word). The first word
   leaves straight from the entry, which is free from the next cycle on (the rest waits in the
   emitter's working register); an entry where nothing fired takes one cycle. A word sent in cycle c
@@ -51,8 +52,16 @@ import numpy as np
 T_MAX = 256
 MODES = ("full", "early")
 SPIKE_QUEUE_ENTRIES = 3  # closed bins a layer holds for its emitter (hw/layer.py)
+BLOCK_ROM_BITS = 16384  # weight ROMs (per input bank) of at least this many bits go to block RAM
 DECISION_STAGES = 2  # registered stages between the output layer's stage B and its decision (C and D)
 INPUT_FIRST_WORD = 3  # the cycle the input stage offers its first word (its words leave through a register)
+
+
+def rom_in_block_ram(n_in: int, n_out: int, lanes: int, events: int) -> bool:
+    """Whether a layer's weight ROMs (one per input bank: ceil(n_in / E) * G words of P bits) go to block
+    RAM. Such a layer registers the word read (stage R): stage B comes two cycles after the issue, else one."""
+    words = -(-n_in // events) * -(-n_out // lanes)
+    return words > 1 and words * lanes >= BLOCK_ROM_BITS
 
 
 def parse_lanes(lanes, sizes_out, what: str = "lanes", bound: str = "n_out") -> tuple[int, ...]:
@@ -138,7 +147,7 @@ def _bin_words(bins: np.ndarray, indices: np.ndarray, banks: int) -> dict[int, l
     return words
 
 
-def _layer(words_in, groups, fired_words, is_output, forward_255, from_input):
+def _layer(words_in, groups, fired_words, is_output, forward_255, from_input, stage_r):
     """Run one layer over its event words (bin, arrival cycle, events), ascending bins; return (cycle the
     end marker is taken from, per word its consume cycle, outgoing words, cycle of the first firing
     close). `from_input`: the words come from the input stage, which offers each word the cycle after
@@ -158,19 +167,19 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input):
             start = max(start, frees[-SPIKE_QUEUE_ENTRIES])
         consumed.append(start + groups - 1)
         t = start + groups
-        if last:  # stage B writes the bin's spikes to its entry in cycle t + 1; the emitter sees it from t + 2
+        if last:  # stage B writes the bin's spikes to its entry in cycle t + stage_r; the emitter sees it next
             fired = fired_words.get(b + 1, []) if b < T_MAX - 1 else []
             if fired and is_output and first_close is None:
-                first_close = t + 1
-            emit = max(t + 2, emitter_free)
+                first_close = t + stage_r
+            emit = max(t + stage_r + 1, emitter_free)
             if fired and (forward_255 or b + 1 < T_MAX - 1):  # offered to the next layer two cycles after
                 words_out.extend((b + 1, emit + w + 2, n_events) for w, n_events in enumerate(fired))
             emitter_free = emit + max(1, len(fired))  # an empty entry takes one cycle
             frees.append(emit + 1)  # the entry is free once its first word left (the rest is in the working register)
     end_ready = max(t, emitter_free)
-    if is_output and n:  # the last close (stage B in cycle t + 1) must reach `best` through stages C and D,
-        # unless the decision (two cycles after the first firing close) stops it from merging
-        close = t + 1
+    if is_output and n:  # the last close (stage B in cycle t + stage_r) must reach `best` through stages C
+        # and D, unless the decision (two cycles after the first firing close) stops it from merging
+        close = t + stage_r
         if first_close is None or close == first_close:
             end_ready = max(end_ready, close + 3)
         elif close == first_close + 1:
@@ -205,8 +214,9 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], eve
             fired_words = _bin_words(row[fired], np.flatnonzero(fired), banks[k + 1])
             is_output = k == n_layers - 1
             forward_255 = k + 2 >= n_layers  # the next layer (if any) is the output layer
+            stage_r = int(rom_in_block_ram(sizes[k], sizes[k + 1], lanes[k], banks[k]))
             t, consumed, words_out, first_close = _layer(words, groups[k], fired_words, is_output, forward_255,
-                                                         from_input=k == 0)
+                                                         from_input=k == 0, stage_r=stage_r)
             all_consumed.append((np.asarray(consumed, np.int64), np.array([w[2] for w in words], np.int64)))
             end_taken = max(t, end_arrival)
             if not is_output:

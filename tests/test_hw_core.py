@@ -143,10 +143,16 @@ def _check_core(network, pixels, lanes, mode, rng, stall, aborts, events=1):
     return ref, meta
 
 
-def test_core_equals_reference_and_cycle_model_on_random_networks():
+@pytest.mark.parametrize("block_rom_bits", [None, 1])
+def test_core_equals_reference_and_cycle_model_on_random_networks(block_rom_bits, monkeypatch):
     """Random networks from the conformance generator (plus single-layer ones), random lanes, both modes;
     half the cases with random stalls on every port and an abort inside an image. The cases must cover
-    ties, no-spike images, bins 0 and 255, hidden spikes at 255, stalls and aborts."""
+    ties, no-spike images, bins 0 and 255, hidden spikes at 255, stalls and aborts. With block_rom_bits 1
+    every ROM counts as a block-RAM one (stage R), as the 784 x 600 layer's does."""
+    from bs4nn.sw import cycles
+
+    if block_rom_bits is not None:
+        monkeypatch.setattr(cycles, "BLOCK_ROM_BITS", block_rom_bits)
     rng = np.random.default_rng(2026)
     covered, stalled, aborted = set(), 0, 0
     for case in range(24):
