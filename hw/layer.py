@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 from . import layouts
 from .config import SPIKE_QUEUE_ENTRIES, LayerConfig, index_width, potential_width, rom_in_block_ram
 from .encoders import any_below, any_set, lowest_set_bit, popcount, select
+from .skid import SkidBuffer
 
 
 LANE_BLOCK = 4  # output lanes whose best candidate stage C picks (two levels of comparisons)
@@ -313,27 +314,40 @@ class LayerUnit(wiring.Component):
         # ---- the emitter: one word per cycle; the head entry is freed when its first word leaves (the rest
         # goes to the working register), at once when nothing fired in its bin, or when early exit made its
         # bin useless (then a working register of that bin is dropped too)
-        offering = Signal()  # the spike port holds a word that was not taken yet
-        spike = self.spikes.payload
-        m.d.comb += spike.bin.eq(emit_bin)
-        for j in range(out_banks):
-            m.d.comb += [spike.slots[j].valid.eq(bank_any[j]), spike.slots[j].index.eq(bank_lowest[j])]
         live = Signal()
         m.d.comb += live.eq(has_source & pending_any)
         if cfg.is_output:
+            spike = self.spikes.payload
+            m.d.comb += spike.bin.eq(emit_bin)
+            for j in range(out_banks):
+                m.d.comb += [spike.slots[j].valid.eq(bank_any[j]), spike.slots[j].index.eq(bank_lowest[j])]
             stopped = Const(0)
             m.d.comb += self.spikes.valid.eq(live)
             sent = self.spikes.ready
         else:
-            forward = ~(emit_bin == 255) if cfg.next_is_hidden else Const(1)
+            # a hidden layer's words (and its end marker) leave through a register slice, which then offers
+            # each to the next layer and to the spike port together (`forward`: not at bin 255 before a
+            # hidden layer, where only the port gets it)
+            out_word = data.StructLayout({"word": layouts.event(cfg.n_out, out_banks), "forward": unsigned(1)})
+            m.submodules.out_slice = out_slice = SkidBuffer(out_word)
+            word, held = out_slice.i.payload, out_slice.o.payload
+            m.d.comb += word.word.bin.eq(emit_bin)
+            for j in range(out_banks):
+                m.d.comb += [word.word.slots[j].valid.eq(bank_any[j]), word.word.slots[j].index.eq(bank_lowest[j])]
+            m.d.comb += [word.word.last.eq(~several), word.forward.eq(~(emit_bin == 255) if cfg.next_is_hidden else 1)]
             stopped = Signal()
-            m.d.comb += stopped.eq(has_source & (emit_bin >= self.stop_bin) & ~offering)
-            out = self.out_events.payload
-            m.d.comb += [self.spikes.valid.eq(live & ~stopped & (self.out_events.ready | ~forward)),
-                         self.out_events.valid.eq(live & ~stopped & forward & self.spikes.ready)]
-            m.d.comb += [out.slots.eq(spike.slots), out.bin.eq(emit_bin), out.last.eq(~several)]
-            sent = self.spikes.ready & (self.out_events.ready | ~forward)
-        m.d.sync += offering.eq(self.spikes.valid & ~self.spikes.ready)
+            m.d.comb += stopped.eq(has_source & (emit_bin >= self.stop_bin))
+            m.d.comb += out_slice.i.valid.eq(live & ~stopped)
+            sent = out_slice.i.ready
+            m.d.comb += [self.out_events.payload.eq(held.word), self.spikes.payload.slots.eq(held.word.slots),
+                         self.spikes.payload.bin.eq(held.word.bin)]
+            with m.If(held.word.end):
+                m.d.comb += [self.out_events.valid.eq(out_slice.o.valid), out_slice.o.ready.eq(self.out_events.ready)]
+            with m.Else():
+                m.d.comb += [
+                    self.spikes.valid.eq(out_slice.o.valid & (self.out_events.ready | ~held.forward)),
+                    self.out_events.valid.eq(out_slice.o.valid & held.forward & self.spikes.ready),
+                    out_slice.o.ready.eq(self.spikes.ready & (self.out_events.ready | ~held.forward))]
         moves = Signal()  # a word leaves (or the source is dropped): the working register takes the rest
         m.d.comb += moves.eq(stopped | ~pending_any | (live & sent))
         free = Signal()  # the head entry is done with
@@ -402,10 +416,10 @@ class LayerUnit(wiring.Component):
                             with m.Else():
                                 m.d.sync += [fallback_group.eq(0), best_valid.eq(0)]
                                 m.next = "FALLBACK"
-                        else:
-                            m.d.comb += [self.out_events.valid.eq(1), self.out_events.payload.end.eq(1),
-                                         self.events.ready.eq(self.out_events.ready)]
-                            with m.If(self.out_events.ready):
+                        else:  # the end marker follows the words through the slice
+                            m.d.comb += [out_slice.i.valid.eq(1), out_slice.i.payload.word.end.eq(1),
+                                         self.events.ready.eq(out_slice.i.ready)]
+                            with m.If(out_slice.i.ready):
                                 clear_image()
                 with m.Elif(drop):
                     m.d.comb += self.events.ready.eq(1)

@@ -22,12 +22,12 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
   that fired (banked by the next layer's E; the output layer's spikes one per word). The first word
   leaves straight from the entry, which is free from the next cycle on (the rest waits in the
   emitter's working register); an entry where nothing fired takes one cycle. A word sent in cycle c
-  is offered to the next layer from cycle c + 2 (the queue between layers reads its block RAM through
-  a register).
+  is offered to the next layer from cycle c + HANDOVER = c + 3 (it leaves through a register slice, and
+  the queue between layers reads its block RAM through a register).
   Spikes at bin 255 are not sent to a hidden layer.
 - The end marker follows the last word; a layer takes it once every entry is free and the emitter has
-  sent its last word. A hidden layer passes it on in that cycle (offered to the next layer two cycles
-  later). The output layer picks its winner in two registered stages after the lanes (C: the best of
+  sent its last word. A hidden layer passes it on in that cycle (offered to the next layer HANDOVER
+  cycles later). The output layer picks its winner in two registered stages after the lanes (C: the best of
   each block of lanes, D: those and the best so far): it decides DECISION_STAGES = 2 cycles after stage
   B closed its first firing bin (early mode), when it takes the end marker (full mode; not before the
   last close has passed stage D, unless the decision stopped it), or G + 2 cycles after that (no output
@@ -51,9 +51,10 @@ import numpy as np
 
 T_MAX = 256
 MODES = ("full", "early")
-SPIKE_QUEUE_ENTRIES = 3  # closed bins a layer holds for its emitter (hw/layer.py)
+SPIKE_QUEUE_ENTRIES = 4  # closed bins a layer holds for its emitter (hw/layer.py)
 BLOCK_ROM_BITS = 16384  # weight ROMs (per input bank) of at least this many bits go to block RAM
 DECISION_STAGES = 2  # registered stages between the output layer's stage B and its decision (C and D)
+HANDOVER = 3  # a hidden layer's word sent in cycle c is offered to the next layer in cycle c + HANDOVER
 INPUT_FIRST_WORD = 3  # the cycle the input stage offers its first word (its words leave through a register)
 
 
@@ -172,8 +173,8 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input, st
             if fired and is_output and first_close is None:
                 first_close = t + stage_r
             emit = max(t + stage_r + 1, emitter_free)
-            if fired and (forward_255 or b + 1 < T_MAX - 1):  # offered to the next layer two cycles after
-                words_out.extend((b + 1, emit + w + 2, n_events) for w, n_events in enumerate(fired))
+            if fired and (forward_255 or b + 1 < T_MAX - 1):  # offered to the next layer HANDOVER cycles after
+                words_out.extend((b + 1, emit + w + HANDOVER, n_events) for w, n_events in enumerate(fired))
             emitter_free = emit + max(1, len(fired))  # an empty entry takes one cycle
             frees.append(emit + 1)  # the entry is free once its first word left (the rest is in the working register)
     end_ready = max(t, emitter_free)
@@ -220,7 +221,7 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], eve
             all_consumed.append((np.asarray(consumed, np.int64), np.array([w[2] for w in words], np.int64)))
             end_taken = max(t, end_arrival)
             if not is_output:
-                words, end_arrival = words_out, end_taken + 2
+                words, end_arrival = words_out, end_taken + HANDOVER
                 continue
             decided = {"full": end_taken if first_close is not None else end_taken + groups[k] + DECISION_STAGES}
             decided["early"] = first_close + DECISION_STAGES if first_close is not None else decided["full"]
