@@ -22,7 +22,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
-from .config import SPIKE_QUEUE_ENTRIES, LayerConfig, index_width, potential_width, rom_in_block_ram
+from .config import LayerConfig, index_width, potential_width, rom_in_block_ram, spike_queue_entries
 from .encoders import any_below, any_set, lowest_set_bit, popcount, select
 from .skid import SkidBuffer
 
@@ -139,7 +139,7 @@ class LayerUnit(wiring.Component):
         # stage R (the ROM word is read) and stage B (it is added), each: valid, group, last word of its bin, bin
         r_valid, r_group, r_last, r_bin = Signal(name="r_valid"), Signal(range(groups), name="r_group"), \
             Signal(name="r_last"), Signal(8, name="r_bin")
-        r_slots, r_entry = Signal(banks, name="r_slots"), Signal(range(SPIKE_QUEUE_ENTRIES), name="r_entry")
+        r_slots, r_entry = Signal(banks, name="r_slots"), Signal(range(spike_queue_entries(banks)), name="r_entry")
         b_valid, b_group, b_last, b_bin = Signal(name="b_valid"), Signal(range(groups), name="b_group"), \
             Signal(name="b_last"), Signal(8, name="b_bin")
         group_valid = Signal(groups)  # groups written during this image; the others read as zero
@@ -154,7 +154,7 @@ class LayerUnit(wiring.Component):
         # ---- the spike queue: one entry per closed bin (allocated when stage A issues the bin's last word):
         # the neurons that fired, bit g of lane l for neuron g*P + l, and their bin; the emitter drains the
         # entries in order while the layer goes on with the next bins
-        queue_depth = SPIKE_QUEUE_ENTRIES
+        queue_depth = spike_queue_entries(banks)
         entry_bits = [[Signal(groups, name=f"entry{d}_lane{lane}") for lane in range(lanes)]
                       for d in range(queue_depth)]
         entry_bin = [Signal(8, name=f"entry{d}_bin") for d in range(queue_depth)]
@@ -328,13 +328,19 @@ class LayerUnit(wiring.Component):
             # a hidden layer's words (and its end marker) leave through a register slice, which then offers
             # each to the next layer and to the spike port together (`forward`: not at bin 255 before a
             # hidden layer, where only the port gets it)
-            out_word = data.StructLayout({"word": layouts.event(cfg.n_out, out_banks), "forward": unsigned(1)})
-            m.submodules.out_slice = out_slice = SkidBuffer(out_word)
+            # hidden layer (no constant field: Icarus never runs an `always @*` that only assigns a constant)
+            fields = {"word": layouts.event(cfg.n_out, out_banks)}
+            if cfg.next_is_hidden:
+                fields["forward"] = unsigned(1)
+            m.submodules.out_slice = out_slice = SkidBuffer(data.StructLayout(fields))
             word, held = out_slice.i.payload, out_slice.o.payload
             m.d.comb += word.word.bin.eq(emit_bin)
             for j in range(out_banks):
                 m.d.comb += [word.word.slots[j].valid.eq(bank_any[j]), word.word.slots[j].index.eq(bank_lowest[j])]
-            m.d.comb += [word.word.last.eq(~several), word.forward.eq(~(emit_bin == 255) if cfg.next_is_hidden else 1)]
+            m.d.comb += word.word.last.eq(~several)
+            forward = held.forward if cfg.next_is_hidden else Const(1)
+            if cfg.next_is_hidden:
+                m.d.comb += word.forward.eq(~(emit_bin == 255))
             stopped = Signal()
             m.d.comb += stopped.eq(has_source & (emit_bin >= self.stop_bin))
             m.d.comb += out_slice.i.valid.eq(live & ~stopped)
@@ -345,9 +351,9 @@ class LayerUnit(wiring.Component):
                 m.d.comb += [self.out_events.valid.eq(out_slice.o.valid), out_slice.o.ready.eq(self.out_events.ready)]
             with m.Else():
                 m.d.comb += [
-                    self.spikes.valid.eq(out_slice.o.valid & (self.out_events.ready | ~held.forward)),
-                    self.out_events.valid.eq(out_slice.o.valid & held.forward & self.spikes.ready),
-                    out_slice.o.ready.eq(self.spikes.ready & (self.out_events.ready | ~held.forward))]
+                    self.spikes.valid.eq(out_slice.o.valid & (self.out_events.ready | ~forward)),
+                    self.out_events.valid.eq(out_slice.o.valid & forward & self.spikes.ready),
+                    out_slice.o.ready.eq(self.spikes.ready & (self.out_events.ready | ~forward))]
         moves = Signal()  # a word leaves (or the source is dropped): the working register takes the rest
         m.d.comb += moves.eq(stopped | ~pending_any | (live & sent))
         free = Signal()  # the head entry is done with

@@ -15,7 +15,8 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
   Bin-255 input events are skipped when layer 0 is hidden.
 - A layer takes a word when one is offered, spending G = ceil(n_out / P) cycles on it (the last of them
   takes it); nothing else stops it, except that a bin's last word needs a free entry in the layer's
-  spike queue (SPIKE_QUEUE_ENTRIES entries, each reserved when the last word's first group is issued).
+  spike queue (`spike_queue_entries(E)`: 3, or 4 when E > 1; each reserved when the last word's first
+  group is issued).
   Stage B writes the bin's spikes to the entry in the cycle after the last group was issued, or two
   cycles after when the layer's ROMs are in block RAM (`rom_in_block_ram`: stage R registers the word
   read); from the next cycle the emitter, which takes the entries in order, sends one word per cycle of the neurons
@@ -51,11 +52,18 @@ import numpy as np
 
 T_MAX = 256
 MODES = ("full", "early")
-SPIKE_QUEUE_ENTRIES = 4  # closed bins a layer holds for its emitter (hw/layer.py)
+SPIKE_QUEUE_ENTRIES = 3  # closed bins a layer holds for its emitter at one event per cycle (hw/layer.py)
+SPIKE_QUEUE_ENTRIES_BANKED = 4  # ... at E > 1 events per cycle, where bins close faster
 BLOCK_ROM_BITS = 16384  # weight ROMs (per input bank) of at least this many bits go to block RAM
 DECISION_STAGES = 2  # registered stages between the output layer's stage B and its decision (C and D)
 HANDOVER = 3  # a hidden layer's word sent in cycle c is offered to the next layer in cycle c + HANDOVER
 INPUT_FIRST_WORD = 3  # the cycle the input stage offers its first word (its words leave through a register)
+
+
+def spike_queue_entries(events: int) -> int:
+    """Entries of a layer's spike queue: one more when it takes several events per cycle (a fourth entry
+    costs flip-flops, not LUTs, but its wider head select is on the emitter's critical path)."""
+    return SPIKE_QUEUE_ENTRIES if events == 1 else SPIKE_QUEUE_ENTRIES_BANKED
 
 
 def rom_in_block_ram(n_in: int, n_out: int, lanes: int, events: int) -> bool:
@@ -148,7 +156,7 @@ def _bin_words(bins: np.ndarray, indices: np.ndarray, banks: int) -> dict[int, l
     return words
 
 
-def _layer(words_in, groups, fired_words, is_output, forward_255, from_input, stage_r):
+def _layer(words_in, groups, fired_words, is_output, forward_255, from_input, stage_r, entries):
     """Run one layer over its event words (bin, arrival cycle, events), ascending bins; return (cycle the
     end marker is taken from, per word its consume cycle, outgoing words, cycle of the first firing
     close). `from_input`: the words come from the input stage, which offers each word the cycle after
@@ -164,8 +172,8 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input, st
             arrival = max(arrival, consumed[-1] + 1)
         last = e == n - 1 or words_in[e + 1][0] != b
         start = max(t, arrival)
-        if last and len(frees) >= SPIKE_QUEUE_ENTRIES:  # the queue entry of SPIKE_QUEUE_ENTRIES bins ago
-            start = max(start, frees[-SPIKE_QUEUE_ENTRIES])
+        if last and len(frees) >= entries:  # the queue entry of `entries` bins ago
+            start = max(start, frees[-entries])
         consumed.append(start + groups - 1)
         t = start + groups
         if last:  # stage B writes the bin's spikes to its entry in cycle t + stage_r; the emitter sees it next
@@ -217,7 +225,8 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], eve
             forward_255 = k + 2 >= n_layers  # the next layer (if any) is the output layer
             stage_r = int(rom_in_block_ram(sizes[k], sizes[k + 1], lanes[k], banks[k]))
             t, consumed, words_out, first_close = _layer(words, groups[k], fired_words, is_output, forward_255,
-                                                         from_input=k == 0, stage_r=stage_r)
+                                                         from_input=k == 0, stage_r=stage_r,
+                                                         entries=spike_queue_entries(banks[k]))
             all_consumed.append((np.asarray(consumed, np.int64), np.array([w[2] for w in words], np.int64)))
             end_taken = max(t, end_arrival)
             if not is_output:
