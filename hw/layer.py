@@ -7,9 +7,10 @@ fire at bin b + 1 (each neuron once): they leave as words of the next layer's ba
 each bank's lowest pending neuron) to the next layer and to the spike port. Bins without events are
 never visited.
 
-Three pipeline stages: A issues the ROM read of (word, group); R registers the ROM word; B, two cycles
-after A, updates the potentials of that group and, at the end of a bin, compares and writes the neurons
-that fire to the bin's entry of the spike queue. An emitter drains the queue in order while stage A goes on with the next bins. Each lane
+Pipeline stages: A issues the ROM read of (word, group); R (only when the ROMs are in block RAM) registers
+the word read; B updates the potentials of that group and, at the end of a bin, compares and writes the
+neurons that fire to the bin's entry of the spike queue. An emitter drains the queue in order while stage
+A goes on with the next bins. The output layer decides in two more registered stages, C and D. Each lane
 keeps its own potentials (registers when G = 1, else a small memory of G words) and thresholds, so no
 wide vector is assembled from all lanes.
 """
@@ -66,8 +67,9 @@ def _tournament(m, candidates, name):
         merged = []
         for i in range(0, len(candidates) - 1, 2):
             (lv, lval, lidx), (rv, rval, ridx) = candidates[i], candidates[i + 1]
-            node = Signal(name=f"{name}_valid_l{level}_{i // 2}"), Signal.like(lval, name=f"{name}_v_l{level}_{i // 2}"), \
-                Signal.like(lidx, name=f"{name}_index_l{level}_{i // 2}")
+            tag = f"l{level}_{i // 2}"
+            node = Signal(name=f"{name}_valid_{tag}"), Signal.like(lval, name=f"{name}_v_{tag}"), \
+                Signal.like(lidx, name=f"{name}_index_{tag}")
             right = rv & (~lv | (rval > lval))
             m.d.comb += [node[0].eq(lv | rv), node[1].eq(Mux(right, rval, lval)), node[2].eq(Mux(right, ridx, lidx))]
             merged.append(node)
@@ -327,8 +329,8 @@ class LayerUnit(wiring.Component):
         else:
             # a hidden layer's words (and its end marker) leave through a register slice, which then offers
             # each to the next layer and to the spike port together (`forward`: not at bin 255 before a
-            # hidden layer, where only the port gets it)
-            # hidden layer (no constant field: Icarus never runs an `always @*` that only assigns a constant)
+            # hidden layer, where only the port gets it; no such field otherwise, since a field that is only
+            # ever a constant becomes an `always @*` that Icarus never runs)
             fields = {"word": layouts.event(cfg.n_out, out_banks)}
             if cfg.next_is_hidden:
                 fields["forward"] = unsigned(1)

@@ -19,8 +19,8 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
   group is issued).
   Stage B writes the bin's spikes to the entry in the cycle after the last group was issued, or two
   cycles after when the layer's ROMs are in block RAM (`rom_in_block_ram`: stage R registers the word
-  read); from the next cycle the emitter, which takes the entries in order, sends one word per cycle of the neurons
-  that fired (banked by the next layer's E; the output layer's spikes one per word). The first word
+  read); from the next cycle the emitter, which takes the entries in order, sends one word per cycle of
+  the neurons that fired (banked by the next layer's E; the output layer's spikes one per word). The first word
   leaves straight from the entry, which is free from the next cycle on (the rest waits in the
   emitter's working register); an entry where nothing fired takes one cycle. A word sent in cycle c
   is offered to the next layer from cycle c + HANDOVER = c + 3 (it leaves through a register slice, and
@@ -213,8 +213,8 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], eve
     for i in range(n_images):
         bins = input_bins[i].astype(np.int64)
         keep = bins < T_MAX - 1 if n_layers > 1 else np.ones(len(bins), bool)
-        words = [(b, INPUT_FIRST_WORD, n) for b, ws in sorted(_bin_words(bins[keep], np.flatnonzero(keep), banks[0]).items())
-                 for n in ws]
+        input_words = _bin_words(bins[keep], np.flatnonzero(keep), banks[0])
+        words = [(b, INPUT_FIRST_WORD, n) for b, ws in sorted(input_words.items()) for n in ws]
         end_arrival = INPUT_FIRST_WORD - 1  # the input stage: see _layer (from_input)
         all_consumed = []
         for k in range(n_layers):
