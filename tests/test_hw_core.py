@@ -104,8 +104,12 @@ def test_input_stage_hands_out_every_pixel_once_by_bin(skip, banks):
     w of the bin's pixels (pixel i in bank i mod E), and `last` marks the bin's last word."""
     rng = np.random.default_rng(5 + banks)
     n_in = 37
-    images = rng.choice([0, 0, 0, 1, 7, 128, 255, 255], size=(3, n_in)).astype(np.uint8)
+    images = rng.choice([0, 0, 0, 1, 7, 128, 255, 255], size=(5, n_in)).astype(np.uint8)
     images[2] = 0  # an all-black image: nothing (skip) or only bin 255
+    # bins spread over all 16 groups of the walk, in an order that inserts groups below and between the
+    # two slots and behind them
+    images[3] = rng.integers(0, 256, size=n_in)
+    images[4] = (np.arange(n_in) * 97 + 13) % 256
     for image, (words, framing) in zip(images, _input_stage_run(n_in, images, skip, rng, banks=banks)):
         assert not framing
         expected = sorted((i, 255 - int(p)) for i, p in enumerate(image) if not (skip and p == 0))
