@@ -279,7 +279,7 @@ class InputStage(wiring.Component):
             for j, w in enumerate(slot_words[1]):
                 with m.If(bank == j):
                     m.d.sync += w.eq(w | bit)
-        with m.Elif(below0 | below1):  # a new group below slot 1: slot 1 (if any) goes back to `left`, lowest there
+        with m.Elif(below1):  # a new group below slot 1 (below0 implies it): slot 1 (if any) goes back to `left`
             with m.If(below0):  # the new lowest group: slot 0 moves to slot 1
                 load(0, 1, group, fresh)
                 load(1, slot_valid[0], slot_group[0], slot_words[0])

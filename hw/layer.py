@@ -141,7 +141,8 @@ class LayerUnit(wiring.Component):
         # stage R (the ROM word is read) and stage B (it is added), each: valid, group, last word of its bin, bin
         r_valid, r_group, r_last, r_bin = Signal(name="r_valid"), Signal(range(groups), name="r_group"), \
             Signal(name="r_last"), Signal(8, name="r_bin")
-        r_slots, r_entry = Signal(banks, name="r_slots"), Signal(range(spike_queue_entries(banks)), name="r_entry")
+        queue_depth = spike_queue_entries(banks)
+        r_slots, r_entry = Signal(banks, name="r_slots"), Signal(range(queue_depth), name="r_entry")
         b_valid, b_group, b_last, b_bin = Signal(name="b_valid"), Signal(range(groups), name="b_group"), \
             Signal(name="b_last"), Signal(8, name="b_bin")
         group_valid = Signal(groups)  # groups written during this image; the others read as zero
@@ -156,7 +157,6 @@ class LayerUnit(wiring.Component):
         # ---- the spike queue: one entry per closed bin (allocated when stage A issues the bin's last word):
         # the neurons that fired, bit g of lane l for neuron g*P + l, and their bin; the emitter drains the
         # entries in order while the layer goes on with the next bins
-        queue_depth = spike_queue_entries(banks)
         entry_bits = [[Signal(groups, name=f"entry{d}_lane{lane}") for lane in range(lanes)]
                       for d in range(queue_depth)]
         entry_bin = [Signal(8, name=f"entry{d}_bin") for d in range(queue_depth)]
@@ -381,9 +381,10 @@ class LayerUnit(wiring.Component):
             drop = ((event.bin + 1) >= self.stop_bin) & (group == 0)
         # stage A issues to R (block-RAM ROMs) or straight to B; R -> B; an image's start (or end) drops a
         # word still in R
-        issue = (r_valid, r_group, r_last, r_bin, r_slots, r_entry) if stage_r else \
+        issue_valid, issue_group, issue_last, issue_bin, issue_slots, issue_entry = \
+            (r_valid, r_group, r_last, r_bin, r_slots, r_entry) if stage_r else \
             (b_valid, b_group, b_last, b_bin, b_slots, b_entry)
-        m.d.sync += issue[0].eq(0)
+        m.d.sync += issue_valid.eq(0)
         if stage_r:
             m.d.sync += [b_valid.eq(r_valid & ~clearing), b_group.eq(r_group), b_last.eq(r_last), b_bin.eq(r_bin),
                          b_slots.eq(r_slots), b_entry.eq(r_entry)]
@@ -437,8 +438,9 @@ class LayerUnit(wiring.Component):
                         if rom_read is not None:
                             index = event.slots[j].index
                             m.d.comb += rom_read.addr.eq(index * groups + group if groups > 1 else index)
-                    m.d.sync += [issue[0].eq(1), issue[1].eq(group), issue[2].eq(event.last), issue[3].eq(event.bin),
-                                 issue[4].eq(Cat(event.slots[j].valid for j in range(banks))), issue[5].eq(alloc)]
+                    m.d.sync += [issue_valid.eq(1), issue_group.eq(group), issue_last.eq(event.last),
+                                 issue_bin.eq(event.bin), issue_entry.eq(alloc),
+                                 issue_slots.eq(Cat(event.slots[j].valid for j in range(banks)))]
                     with m.If(event.last & (group == 0)):
                         m.d.comb += allocate.eq(1)
                         if groups > 1:

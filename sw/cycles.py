@@ -189,10 +189,10 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input, st
     if is_output and n:  # the last close (stage B in cycle t + stage_r) must reach `best` through stages C
         # and D, unless the decision (two cycles after the first firing close) stops it from merging
         close = t + stage_r
-        if first_close is None or close == first_close:
-            end_ready = max(end_ready, close + 3)
-        elif close == first_close + 1:
-            end_ready = max(end_ready, close + 2)
+        if first_close is None:
+            end_ready = max(end_ready, close + DECISION_STAGES + 1)
+        elif close < first_close + DECISION_STAGES:  # it is on its way until the decision cycle
+            end_ready = max(end_ready, first_close + DECISION_STAGES + 1)
     if from_input:
         end_ready = max(end_ready, consumed[-1] + 1 if consumed else INPUT_FIRST_WORD - 1)
     return end_ready, consumed, words_out, first_close
