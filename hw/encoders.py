@@ -44,6 +44,26 @@ def lowest_set_bit(m, bits, name: str, several: bool = False):
     return any_sig, index_sig, many_sig
 
 
+def at_least(m, bits: list, count: int, name: str) -> Signal:
+    """Whether at least `count` of the 1-bit values are set, as a balanced tree of counts saturated at
+    `count` (each node a signal of range(count + 1))."""
+    level = list(bits)
+    depth = 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            node = Signal(range(count + 1), name=f"{name}_n{depth}_{i // 2}")
+            total = level[i] + level[i + 1]
+            m.d.comb += node.eq(Mux(total >= count, count, total))
+            nxt.append(node)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, depth = nxt, depth + 1
+    result = Signal(name=name)
+    m.d.comb += result.eq((level[0] >= count) if level else 0)
+    return result
+
+
 def lowest_one_hot(m, bits: Value, name: str) -> Signal:
     """`bits` with only its lowest set bit kept (a one-hot vector, or zero), bit i = bits[i] & no lower bit
     set; for the narrow words (16 bits) of the input stage's walk, where each output is one small function."""

@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import LayerConfig, index_width, potential_width, rom_in_block_ram, spike_queue_entries
-from .encoders import any_below, any_set, lowest_set_bit, popcount, select
+from .encoders import any_below, any_set, at_least, lowest_set_bit, popcount, select
 from .skid import SkidBuffer
 
 
@@ -236,10 +236,11 @@ class LayerUnit(wiring.Component):
             with m.If(b_valid & b_last & (b_entry == d)):
                 m.d.sync += entry_any[d].eq(fired_any | ((b_group != 0) & entry_any[d]) if groups > 1 else fired_any)
 
-        # the emitter's source: the working register while it holds the rest of an entry, else the head entry
-        # (its first word leaves straight from the entry, which is free from then on); a spike word takes
-        # the lowest pending neuron of each of the next layer's banks (neuron n in bank n mod E_out, index
-        # n // E_out)
+        # the emitter sends from its working register only: the head entry is loaded into it (and freed) when
+        # the register is idle or sends its last word, so its first word leaves the cycle after; an entry
+        # where nothing fired is freed without a load. Neither the queue's select nor the load is in the
+        # path from the working register through the search and back. A spike word takes the lowest
+        # pending neuron of each of the next layer's banks (neuron n in bank n mod E_out, index n // E_out)
         has_entry = Signal()
         m.d.comb += has_entry.eq(complete != 0)
         work_bits = [Signal(groups, name=f"work_lane{lane}") for lane in range(lanes)]
@@ -247,25 +248,25 @@ class LayerUnit(wiring.Component):
         head_lanes = [select(m, [entry_bits[d][lane] for d in range(queue_depth)], head, f"head_lane{lane}")
                       for lane in range(lanes)]
         head_bin = select(m, entry_bin, head, "head_bin")
-        source_lanes = [Signal(groups, name=f"source_lane{lane}") for lane in range(lanes)]
-        m.d.comb += [source.eq(Mux(work_active, work, entry))
-                     for source, work, entry in zip(source_lanes, work_bits, head_lanes)]
-        emit_bin = Signal(8)
-        m.d.comb += emit_bin.eq(Mux(work_active, work_bin, head_bin))
-        has_source = Signal()
-        m.d.comb += has_source.eq(work_active | has_entry)
-        pending_bits = [source_lanes[n % lanes][n // lanes] for n in range(cfg.n_out)]
+        head_any = select(m, entry_any, head, "head_any")
+        pending_bits = [work_bits[n % lanes][n // lanes] for n in range(cfg.n_out)]
+        head_bits = [head_lanes[n % lanes][n // lanes] for n in range(cfg.n_out)]
         out_banks = cfg.events_out
-        bank_any, bank_lowest, bank_several = [], [], []
+        bank_any, bank_lowest = [], []
         bank_keeps = []  # per bank, per neuron: a lower neuron of the bank is pending too (it stays pending)
         for j in range(out_banks):
-            found, low, many = lowest_set_bit(m, pending_bits[j::out_banks], f"pending_b{j}", several=True)
-            bank_any.append(found), bank_lowest.append(low), bank_several.append(many)
+            found, low = lowest_set_bit(m, pending_bits[j::out_banks], f"pending_b{j}")
+            bank_any.append(found), bank_lowest.append(low)
             bank_keeps.append(any_below(m, pending_bits[j::out_banks], f"pending_b{j}"))
-        several = bank_several[0] if out_banks == 1 else any_set(m, bank_several, "several")
-        # something is pending: the working register always holds a neuron while active, an entry by its flag
-        pending_any = Signal()
-        m.d.comb += pending_any.eq(work_active | select(m, entry_any, head, "head_any"))
+        # work_last (a register): the word the working register sends is its last (at most one pending neuron
+        # per bank), so no search result is in the load's control; it is computed from the head entry when
+        # loading (a bank with two or more), and from the working register when a word leaves (a bank with
+        # three or more: two or more stay)
+        work_last = Signal()
+        head_several = any_set(m, [at_least(m, head_bits[j::out_banks], 2, f"head_b{j}_several")
+                                   for j in range(out_banks)], "head_several")
+        rest_several = any_set(m, [at_least(m, pending_bits[j::out_banks], 3, f"pending_b{j}_rest_several")
+                                   for j in range(out_banks)], "rest_several")
 
         # ---- output layer: the best candidate so far (highest potential, lowest index)
         if cfg.is_output:
@@ -313,18 +314,15 @@ class LayerUnit(wiring.Component):
                 if self.early:
                     m.d.comb += [self.decide.eq(1), self.decision.eq(cand[2]), self.first_spike_bin.eq(d_bin + 1)]
 
-        # ---- the emitter: one word per cycle; the head entry is freed when its first word leaves (the rest
-        # goes to the working register), at once when nothing fired in its bin, or when early exit made its
-        # bin useless (then a working register of that bin is dropped too)
-        live = Signal()
-        m.d.comb += live.eq(has_source & pending_any)
+        # ---- the emitter: one word per cycle from the working register (active: it holds a pending neuron);
+        # early exit drops it when its bin became useless
         if cfg.is_output:
             spike = self.spikes.payload
-            m.d.comb += spike.bin.eq(emit_bin)
+            m.d.comb += spike.bin.eq(work_bin)
             for j in range(out_banks):
                 m.d.comb += [spike.slots[j].valid.eq(bank_any[j]), spike.slots[j].index.eq(bank_lowest[j])]
             stopped = Const(0)
-            m.d.comb += self.spikes.valid.eq(live)
+            m.d.comb += self.spikes.valid.eq(work_active)
             sent = self.spikes.ready
         else:
             # a hidden layer's words (and its end marker) leave through a register slice, which then offers
@@ -336,16 +334,16 @@ class LayerUnit(wiring.Component):
                 fields["forward"] = unsigned(1)
             m.submodules.out_slice = out_slice = SkidBuffer(data.StructLayout(fields))
             word, held = out_slice.i.payload, out_slice.o.payload
-            m.d.comb += word.word.bin.eq(emit_bin)
+            m.d.comb += word.word.bin.eq(work_bin)
             for j in range(out_banks):
                 m.d.comb += [word.word.slots[j].valid.eq(bank_any[j]), word.word.slots[j].index.eq(bank_lowest[j])]
-            m.d.comb += word.word.last.eq(~several)
+            m.d.comb += word.word.last.eq(work_last)
             forward = held.forward if cfg.next_is_hidden else Const(1)
             if cfg.next_is_hidden:
-                m.d.comb += word.forward.eq(~(emit_bin == 255))
+                m.d.comb += word.forward.eq(~(work_bin == 255))
             stopped = Signal()
-            m.d.comb += stopped.eq(has_source & (emit_bin >= self.stop_bin))
-            m.d.comb += out_slice.i.valid.eq(live & ~stopped)
+            m.d.comb += stopped.eq(work_active & (work_bin >= self.stop_bin))
+            m.d.comb += out_slice.i.valid.eq(work_active & ~stopped)
             sent = out_slice.i.ready
             m.d.comb += [self.out_events.payload.eq(held.word), self.spikes.payload.slots.eq(held.word.slots),
                          self.spikes.payload.bin.eq(held.word.bin)]
@@ -356,19 +354,21 @@ class LayerUnit(wiring.Component):
                     self.spikes.valid.eq(out_slice.o.valid & (self.out_events.ready | ~forward)),
                     self.out_events.valid.eq(out_slice.o.valid & forward & self.spikes.ready),
                     out_slice.o.ready.eq(self.spikes.ready & (self.out_events.ready | ~forward))]
-        moves = Signal()  # a word leaves (or the source is dropped): the working register takes the rest
-        m.d.comb += moves.eq(stopped | ~pending_any | (live & sent))
-        free = Signal()  # the head entry is done with
-        m.d.comb += free.eq(~work_active & has_entry & moves)
-        with m.If(has_source & moves):
-            m.d.sync += [work_active.eq(~stopped & pending_any & several), work_bin.eq(emit_bin)]
-        # the working register's bits: only what they hold while it is active matters, so they may take the
-        # rest of the source whenever a word leaves or the source is dropped, whether or not anything is pending
-        with m.If(has_source & (stopped | sent)):
+        # the working register is done in this cycle (its last word leaves, or it is dropped), or idle
+        work_free = Signal()
+        m.d.comb += work_free.eq(~work_active | stopped | (sent & work_last))
+        load, free = Signal(), Signal()  # the head entry goes to the working register; the head entry is done with
+        m.d.comb += [load.eq(has_entry & head_any & work_free), free.eq(has_entry & (~head_any | work_free))]
+        with m.If(load):
+            m.d.sync += [work_active.eq(1), work_bin.eq(head_bin), work_last.eq(~head_several)]
+            m.d.sync += [work.eq(entry) for work, entry in zip(work_bits, head_lanes)]
+        with m.Elif(work_active & (stopped | sent)):
+            m.d.sync += [work_active.eq(~stopped & ~work_last), work_last.eq(~rest_several)]
+            # the bits only matter while the register is active, so they take the rest whether or not it stays so
             for j in range(out_banks):
                 for r, n in enumerate(range(j, cfg.n_out, out_banks)):
                     lane, g = n % lanes, n // lanes
-                    m.d.sync += work_bits[lane][g].eq(source_lanes[lane][g] & bank_keeps[j][r])
+                    m.d.sync += work_bits[lane][g].eq(work_bits[lane][g] & bank_keeps[j][r])
         with m.If(free):
             m.d.sync += head.eq(Mux(head == queue_depth - 1, 0, head + 1))
 

@@ -19,10 +19,11 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
   group is issued).
   Stage B writes the bin's spikes to the entry in the cycle after the last group was issued, or two
   cycles after when the layer's ROMs are in block RAM (`rom_in_block_ram`: stage R registers the word
-  read); from the next cycle the emitter, which takes the entries in order, sends one word per cycle of
-  the neurons that fired (banked by the next layer's E; the output layer's spikes one per word). The first word
-  leaves straight from the entry, which is free from the next cycle on (the rest waits in the
-  emitter's working register); an entry where nothing fired takes one cycle. A word sent in cycle c
+  read); from the next cycle on it is at the head of the queue once the entries before it have left it.
+  The emitter takes the entries in order into its working register, when the register is idle or in the
+  cycle it sends its last word, and from the next cycle sends one word per cycle of the neurons that fired
+  (banked by the next layer's E; the output layer's spikes one per word); the entry is free from the
+  cycle after the load. An entry where nothing fired is freed the cycle it is at the head. A word sent in cycle c
   is offered to the next layer from cycle c + HANDOVER = c + 3 (it leaves through a register slice, and
   the queue between layers reads its block RAM through a register).
   Spikes at bin 255 are not sent to a hidden layer.
@@ -165,7 +166,8 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input, st
     t = 0  # stage A is free from this cycle
     consumed, words_out, frees = [], [], []  # frees: the cycle each queue entry is free again
     first_close = None
-    emitter_free = 0
+    head_next = 0  # the cycle from which the next entry may leave the head of the queue
+    last_word = -1  # the cycle the emitter sends its last word (it may load the next entry in that cycle)
     n = len(words_in)
     for e, (b, arrival, _) in enumerate(words_in):
         if from_input and e:
@@ -180,12 +182,17 @@ def _layer(words_in, groups, fired_words, is_output, forward_255, from_input, st
             fired = fired_words.get(b + 1, []) if b < T_MAX - 1 else []
             if fired and is_output and first_close is None:
                 first_close = t + stage_r
-            emit = max(t + stage_r + 1, emitter_free)
-            if fired and (forward_255 or b + 1 < T_MAX - 1):  # offered to the next layer HANDOVER cycles after
-                words_out.extend((b + 1, emit + w + HANDOVER, n_events) for w, n_events in enumerate(fired))
-            emitter_free = emit + max(1, len(fired))  # an empty entry takes one cycle
-            frees.append(emit + 1)  # the entry is free once its first word left (the rest is in the working register)
-    end_ready = max(t, emitter_free)
+            at_head = max(t + stage_r + 1, head_next)
+            if fired:  # loaded into the working register (idle, or sending its last word); words from the next cycle
+                load = max(at_head, last_word)
+                if forward_255 or b + 1 < T_MAX - 1:  # offered to the next layer HANDOVER cycles after
+                    words_out.extend((b + 1, load + 1 + w + HANDOVER, n_events) for w, n_events in enumerate(fired))
+                last_word = load + len(fired)
+                head_next = load + 1
+            else:  # an entry where nothing fired is freed at once
+                head_next = at_head + 1
+            frees.append(head_next)
+    end_ready = max(t, last_word + 1, head_next)
     if is_output and n:  # the last close (stage B in cycle t + stage_r) must reach `best` through stages C
         # and D, unless the decision (two cycles after the first firing close) stops it from merging
         close = t + stage_r
