@@ -1,5 +1,5 @@
-"""Combinational helpers: a tree priority encoder (lowest set bit) with logarithmic depth, OR trees, a
-one-hot lowest bit, popcounts and a multiplexer tree."""
+"""Combinational helpers: a tree priority encoder (lowest set bit) with logarithmic depth, its two-level
+form over chunks with registered flags, OR trees, a one-hot lowest bit, popcounts and a multiplexer tree."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value
@@ -42,6 +42,36 @@ def lowest_set_bit(m, bits, name: str, several: bool = False):
     many_sig = Signal(name=f"{name}_several")
     m.d.comb += many_sig.eq(many)
     return any_sig, index_sig, many_sig
+
+
+def chunk_flags(m, bits: list, chunk: int, name: str) -> list:
+    """Per chunk of `chunk` consecutive bits (the last one may be shorter), whether any of its bits is set."""
+    return [any_set(m, bits[i:i + chunk], f"{name}_chunk{i // chunk}") for i in range(0, len(bits), chunk)]
+
+
+def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str):
+    """The lowest set bit of `bits` in two levels, given `flags` = chunk_flags(bits) kept in registers:
+    the lowest flagged chunk (a one-hot over the flags) and, in parallel, each chunk's own lowest bit.
+    Returns (any, index, the bits with the lowest one cleared, the flags after that clear); no path crosses
+    more than one chunk's bits or the flags. `chunk` is a power of two."""
+    assert chunk >= 2 and chunk & (chunk - 1) == 0 and len(flags) == -(-len(bits) // chunk)
+    local_width = chunk.bit_length() - 1
+    chunk_onehot = lowest_one_hot(m, Cat(*flags), f"{name}_chunks")
+    found = any_set(m, flags, f"{name}_any")
+    chunk_width = max(1, (len(flags) - 1).bit_length())
+    chunk_index = any_set_words(m, [Mux(chunk_onehot[c], Const(c, chunk_width), Const(0, chunk_width))
+                                    for c in range(len(flags))], f"{name}_chunk_index")
+    local_indices, cleared, flags_after = [], [], []
+    for c, first in enumerate(range(0, len(bits), chunk)):
+        part = bits[first:first + chunk]
+        _, local, several = lowest_set_bit(m, part, f"{name}_c{c}", several=True)
+        local_indices.append(Mux(chunk_onehot[c], _pad(local, local_width), Const(0, local_width)))
+        below = any_below(m, part, f"{name}_c{c}")
+        cleared += [bit & (~chunk_onehot[c] | keep) for bit, keep in zip(part, below)]
+        flags_after.append(flags[c] & (~chunk_onehot[c] | several))
+    index = Signal(local_width + chunk_width, name=f"{name}_index")
+    m.d.comb += index.eq(Cat(any_set_words(m, local_indices, f"{name}_local"), chunk_index))
+    return found, index, cleared, flags_after
 
 
 def at_least(m, bits: list, count: int, name: str) -> Signal:

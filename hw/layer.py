@@ -24,11 +24,12 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import LayerConfig, index_width, potential_width, rom_in_block_ram, spike_queue_entries
-from .encoders import any_below, any_set, at_least, lowest_set_bit, popcount, select
+from .encoders import any_set, at_least, chunk_flags, chunked_lowest, popcount, select
 from .skid import SkidBuffer
 
 
 LANE_BLOCK = 4  # output lanes whose best candidate stage C picks (two levels of comparisons)
+EMIT_CHUNK = 16  # neurons of a bank per chunk of the emitter's two-level search (a power of two)
 
 
 def bank_rom_words(signs: np.ndarray, lanes: int, banks: int) -> list[list[int]]:
@@ -252,12 +253,16 @@ class LayerUnit(wiring.Component):
         pending_bits = [work_bits[n % lanes][n // lanes] for n in range(cfg.n_out)]
         head_bits = [head_lanes[n % lanes][n // lanes] for n in range(cfg.n_out)]
         out_banks = cfg.events_out
-        bank_any, bank_lowest = [], []
-        bank_keeps = []  # per bank, per neuron: a lower neuron of the bank is pending too (it stays pending)
+        # per bank, the lowest pending neuron in two levels (`chunked_lowest`): registered flags per chunk of
+        # EMIT_CHUNK neurons (set from the head entry when loading) say which chunks still hold some
+        bank_any, bank_lowest, bank_rest, work_flags, flags_rest, head_flags = [], [], [], [], [], []
         for j in range(out_banks):
-            found, low = lowest_set_bit(m, pending_bits[j::out_banks], f"pending_b{j}")
-            bank_any.append(found), bank_lowest.append(low)
-            bank_keeps.append(any_below(m, pending_bits[j::out_banks], f"pending_b{j}"))
+            head_flags.append(chunk_flags(m, head_bits[j::out_banks], EMIT_CHUNK, f"head_b{j}"))
+            flags = [Signal(name=f"work_b{j}_chunk{c}") for c in range(len(head_flags[j]))]
+            found, low, rest, rest_flags = chunked_lowest(m, pending_bits[j::out_banks], flags, EMIT_CHUNK,
+                                                          f"pending_b{j}")
+            bank_any.append(found), bank_lowest.append(low), bank_rest.append(rest)
+            work_flags.append(flags), flags_rest.append(rest_flags)
         # work_last (a register): the word the working register sends is its last (at most one pending neuron
         # per bank), so no search result is in the load's control; it is computed from the head entry when
         # loading (a bank with two or more), and from the working register when a word leaves (a bank with
@@ -362,13 +367,14 @@ class LayerUnit(wiring.Component):
         with m.If(load):
             m.d.sync += [work_active.eq(1), work_bin.eq(head_bin), work_last.eq(~head_several)]
             m.d.sync += [work.eq(entry) for work, entry in zip(work_bits, head_lanes)]
+            m.d.sync += [flag.eq(value) for j in range(out_banks) for flag, value in zip(work_flags[j], head_flags[j])]
         with m.Elif(work_active & (stopped | sent)):
             m.d.sync += [work_active.eq(~stopped & ~work_last), work_last.eq(~rest_several)]
             # the bits only matter while the register is active, so they take the rest whether or not it stays so
             for j in range(out_banks):
                 for r, n in enumerate(range(j, cfg.n_out, out_banks)):
-                    lane, g = n % lanes, n // lanes
-                    m.d.sync += work_bits[lane][g].eq(work_bits[lane][g] & bank_keeps[j][r])
+                    m.d.sync += work_bits[n % lanes][n // lanes].eq(bank_rest[j][r])
+                m.d.sync += [flag.eq(value) for flag, value in zip(work_flags[j], flags_rest[j])]
         with m.If(free):
             m.d.sync += head.eq(Mux(head == queue_depth - 1, 0, head + 1))
 

@@ -147,16 +147,20 @@ def _check_core(network, pixels, lanes, mode, rng, stall, aborts, events=1):
     return ref, meta
 
 
-@pytest.mark.parametrize("block_rom_bits", [None, 1])
-def test_core_equals_reference_and_cycle_model_on_random_networks(block_rom_bits, monkeypatch):
+@pytest.mark.parametrize("block_rom_bits,emit_chunk", [(None, None), (1, None), (None, 2)])
+def test_core_equals_reference_and_cycle_model_on_random_networks(block_rom_bits, emit_chunk, monkeypatch):
     """Random networks from the conformance generator (plus single-layer ones), random lanes, both modes;
     half the cases with random stalls on every port and an abort inside an image. The cases must cover
     ties, no-spike images, bins 0 and 255, hidden spikes at 255, stalls and aborts. With block_rom_bits 1
-    every ROM counts as a block-RAM one (stage R), as the 784 x 600 layer's does."""
+    every ROM counts as a block-RAM one (stage R), as the 784 x 600 layer's does; with emit_chunk 2 the
+    emitters' two-level search has many chunks per bank, as the 600-neuron layer's has at 16."""
+    from bs4nn.hw import layer
     from bs4nn.sw import cycles
 
     if block_rom_bits is not None:
         monkeypatch.setattr(cycles, "BLOCK_ROM_BITS", block_rom_bits)
+    if emit_chunk is not None:
+        monkeypatch.setattr(layer, "EMIT_CHUNK", emit_chunk)
     rng = np.random.default_rng(2026)
     covered, stalled, aborted = set(), 0, 0
     for case in range(24):
@@ -213,13 +217,18 @@ def test_spike_bursts_fill_the_spike_queue_and_the_model_counts_the_stalls(lanes
     assert (deep.cycles("full") < plan.cycles("full")).any(), "the bursts never filled the queue"
 
 
-@pytest.mark.parametrize("lanes,banks_out", [(1, 1), (3, 1), (7, 1), (3, 2), (7, 7)])
-def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes, banks_out):
+@pytest.mark.parametrize("lanes,banks_out,emit_chunk", [(1, 1, 16), (3, 1, 16), (7, 1, 16), (3, 2, 16), (7, 7, 16),
+                                                      (7, 1, 2), (3, 2, 2), (7, 1, 4)])
+def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes, banks_out, emit_chunk, monkeypatch):
     """A hidden LayerUnit alone: events in by bin, spikes out as the next layer's event words (ascending
     bins; each word the lowest pending neuron of every bank of the next layer, `last` on each bin's last
-    word, then the end marker), with a stalled output."""
+    word, then the end marker), with a stalled output; also with chunks of 2 and 4 neurons in the
+    emitter's two-level search."""
+    from bs4nn.hw import layer
     from bs4nn.hw.config import LayerConfig
     from bs4nn.hw.layer import LayerUnit
+
+    monkeypatch.setattr(layer, "EMIT_CHUNK", emit_chunk)
 
     rng = np.random.default_rng(lanes)
     network = random_network([9, 7], rng, threshold_range=(1, 3))
