@@ -122,10 +122,11 @@ class LayerUnit(wiring.Component):
                 rom_data.append(Const(words[0], unsigned(lanes)))
                 rom_reads.append(None)
             else:
-                # a large ROM goes to block RAM even when shallow (yosys would spread a 196 x 600 bank over LUTs)
+                # a large ROM goes to block RAM even when shallow (yosys would spread a 196 x 600 bank over LUTs);
+                # a small one is built from logic, so no block RAM's clock-to-out is in stage B's path
                 m.submodules[f"rom{j}" if banks > 1 else "rom"] = rom = Memory(
                     shape=unsigned(lanes), depth=len(words), init=words,
-                    attrs={"ram_style": "block"} if stage_r else None)
+                    attrs={"ram_style": "block" if stage_r else "logic"})
                 rom_reads.append(rom.read_port())
                 if stage_r:  # stage R registers the word read: the block RAM's clock-to-out is not in stage B's path
                     rom_word = Signal(lanes, name=f"rom_word{j}")
@@ -195,14 +196,17 @@ class LayerUnit(wiring.Component):
                 with m.If(b_valid):
                     m.d.sync += [left.eq(left_new), fired.eq(fired | fire)]
                 lane_resets += [(left, threshold - 1), (fired, 0)]
-            elif groups == 1:  # an output lane: V and its fired flag in registers cleared at the image's start
+            elif groups == 1:  # an output lane: V (for the decision) and, beside it, r = theta - 1 - V (for the
+                # crossing, its sign bit: the two additions run in parallel instead of an adder then a comparator)
                 potential = Signal(signed(width), name=f"v{lane}", reset_less=True)
+                left = Signal(signed(left_width), init=threshold - 1, name=f"left{lane}", reset_less=True)
+                left_new = Signal(signed(left_width), name=f"left_new{lane}")
                 fired = Signal(name=f"fired{lane}", reset_less=True)
                 m.d.comb += [v_old.eq(potential), fired_old.eq(fired), v_new.eq(v_old + step),
-                             fire.eq(can_fire & (v_new >= threshold) & ~fired_old)]
+                             left_new.eq(left - step), fire.eq(can_fire & left_new[-1] & ~fired_old)]
                 with m.If(b_valid):
-                    m.d.sync += [potential.eq(v_new), fired.eq(fired | fire)]
-                lane_resets += [(potential, 0), (fired, 0)]
+                    m.d.sync += [potential.eq(v_new), left.eq(left_new), fired.eq(fired | fire)]
+                lane_resets += [(potential, 0), (left, threshold - 1), (fired, 0)]
             else:  # G groups: a small memory per lane, its words invalid until written in this image
                 pot = Memory(shape=lane_layout, depth=groups, init=[])
                 m.submodules[f"potential{lane}"] = pot
