@@ -44,13 +44,9 @@ def lowest_set_bit(m, bits, name: str, several: bool = False):
     return any_sig, index_sig, many_sig
 
 
-def chunk_flags(m, bits: list, chunk: int, name: str) -> list:
-    """Per chunk of `chunk` consecutive bits (the last one may be shorter), whether any of its bits is set."""
-    return [any_set(m, bits[i:i + chunk], f"{name}_chunk{i // chunk}") for i in range(0, len(bits), chunk)]
-
-
 def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str):
-    """The lowest set bit of `bits` in two levels, given `flags` = chunk_flags(bits) kept in registers:
+    """The lowest set bit of `bits` in two levels, given `flags` (kept in registers): per chunk of `chunk`
+    consecutive bits (the last one may be shorter), whether any of its bits is set. The levels:
     the lowest flagged chunk (a one-hot over the flags) and, in parallel, each chunk's own lowest bit.
     Returns (any, index, the bits with the lowest one cleared, the flags after that clear); no path crosses
     more than one chunk's bits or the flags. `chunk` is a power of two."""

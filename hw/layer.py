@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import LayerConfig, index_width, potential_width, rom_in_block_ram, spike_queue_entries
-from .encoders import any_set, at_least, chunk_flags, chunked_lowest, popcount, select
+from .encoders import any_set, at_least, chunked_lowest, popcount, select
 from .skid import SkidBuffer
 
 
@@ -233,13 +233,32 @@ class LayerUnit(wiring.Component):
             crossed.append(fire)
         with m.If(b_valid):
             m.d.sync += group_valid.bit_select(b_group, 1).eq(1)
-        # per entry, whether anything fired in its bin (ORed over its groups): the emitter's control needs it
-        # without a search over the entry's n_out bits
-        entry_any = [Signal(name=f"entry{d}_any") for d in range(queue_depth)]
-        fired_any = any_set(m, crossed, "fired_any")
-        for d in range(queue_depth):
-            with m.If(b_valid & b_last & (b_entry == d)):
-                m.d.sync += entry_any[d].eq(fired_any | ((b_group != 0) & entry_any[d]) if groups > 1 else fired_any)
+        # per entry, bank and chunk of EMIT_CHUNK of the bank's neurons: whether one of them fired in the entry's
+        # bin (`flag`) and whether two or more did (`several`), written by stage B beside the entry's bits
+        # (accumulated over the groups when G > 1), so the emitter's control and the load read these short
+        # vectors instead of a search over the entry's n_out bits
+        out_banks = cfg.events_out
+        chunks = [[list(range(cfg.n_out))[j::out_banks][i:i + EMIT_CHUNK]
+                   for i in range(0, len(range(j, cfg.n_out, out_banks)), EMIT_CHUNK)] for j in range(out_banks)]
+        entry_flags = [[[Signal(name=f"entry{d}_b{j}_chunk{c}") for c in range(len(chunks[j]))]
+                        for j in range(out_banks)] for d in range(queue_depth)]
+        entry_several = [[[Signal(name=f"entry{d}_b{j}_several{c}") for c in range(len(chunks[j]))]
+                          for j in range(out_banks)] for d in range(queue_depth)]
+        for j in range(out_banks):
+            for c, neurons in enumerate(chunks[j]):
+                part = [crossed[n % lanes] & (b_group == n // lanes) if groups > 1 else crossed[n % lanes]
+                        for n in neurons]
+                part_any = any_set(m, part, f"fired_b{j}_chunk{c}")
+                part_several = at_least(m, part, 2, f"fired_b{j}_several{c}")
+                for d in range(queue_depth):
+                    flag, several = entry_flags[d][j][c], entry_several[d][j][c]
+                    with m.If(b_valid & b_last & (b_entry == d)):
+                        if groups > 1:  # group 0 starts the bin's flags afresh
+                            more = b_group != 0
+                            m.d.sync += [flag.eq(part_any | (more & flag)),
+                                         several.eq(part_several | (more & (several | (flag & part_any))))]
+                        else:
+                            m.d.sync += [flag.eq(part_any), several.eq(part_several)]
 
         # the emitter sends from its working register only: the head entry is loaded into it (and freed) when
         # the register is idle or sends its last word, so its first word leaves the cycle after; an entry
@@ -253,16 +272,17 @@ class LayerUnit(wiring.Component):
         head_lanes = [select(m, [entry_bits[d][lane] for d in range(queue_depth)], head, f"head_lane{lane}")
                       for lane in range(lanes)]
         head_bin = select(m, entry_bin, head, "head_bin")
-        head_any = select(m, entry_any, head, "head_any")
+        head_flags = [[select(m, [entry_flags[d][j][c] for d in range(queue_depth)], head, f"head_b{j}_chunk{c}")
+                       for c in range(len(chunks[j]))] for j in range(out_banks)]
+        head_chunk_several = [[select(m, [entry_several[d][j][c] for d in range(queue_depth)], head,
+                                      f"head_b{j}_several{c}") for c in range(len(chunks[j]))] for j in range(out_banks)]
+        head_any = any_set(m, [flag for flags in head_flags for flag in flags], "head_any")
         pending_bits = [work_bits[n % lanes][n // lanes] for n in range(cfg.n_out)]
-        head_bits = [head_lanes[n % lanes][n // lanes] for n in range(cfg.n_out)]
-        out_banks = cfg.events_out
-        # per bank, the lowest pending neuron in two levels (`chunked_lowest`): registered flags per chunk of
-        # EMIT_CHUNK neurons (set from the head entry when loading) say which chunks still hold some
-        bank_any, bank_lowest, bank_rest, work_flags, flags_rest, head_flags = [], [], [], [], [], []
+        # per bank, the lowest pending neuron in two levels (`chunked_lowest`): registered flags per chunk
+        # (loaded with the entry's) say which chunks still hold some
+        bank_any, bank_lowest, bank_rest, work_flags, flags_rest = [], [], [], [], []
         for j in range(out_banks):
-            head_flags.append(chunk_flags(m, head_bits[j::out_banks], EMIT_CHUNK, f"head_b{j}"))
-            flags = [Signal(name=f"work_b{j}_chunk{c}") for c in range(len(head_flags[j]))]
+            flags = [Signal(name=f"work_b{j}_chunk{c}") for c in range(len(chunks[j]))]
             found, low, rest, rest_flags = chunked_lowest(m, pending_bits[j::out_banks], flags, EMIT_CHUNK,
                                                           f"pending_b{j}")
             bank_any.append(found), bank_lowest.append(low), bank_rest.append(rest)
@@ -272,8 +292,8 @@ class LayerUnit(wiring.Component):
         # loading (a bank with two or more), and from the working register when a word leaves (a bank with
         # three or more: two or more stay)
         work_last = Signal()
-        head_several = any_set(m, [at_least(m, head_bits[j::out_banks], 2, f"head_b{j}_several")
-                                   for j in range(out_banks)], "head_several")
+        head_several = any_set(m, [at_least(m, head_flags[j], 2, f"head_b{j}_chunks_several") for j in range(out_banks)]
+                               + [several for per_bank in head_chunk_several for several in per_bank], "head_several")
         rest_several = any_set(m, [at_least(m, pending_bits[j::out_banks], 3, f"pending_b{j}_rest_several")
                                    for j in range(out_banks)], "rest_several")
 
