@@ -71,22 +71,27 @@ def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str):
 
 
 def at_least(m, bits: list, count: int, name: str) -> Signal:
-    """Whether at least `count` of the 1-bit values are set, as a balanced tree of counts saturated at
-    `count` (each node a signal of range(count + 1))."""
-    level = list(bits)
+    """Whether at least `count` of the 1-bit values are set, as a balanced tree of thermometer codes
+    (node bit k - 1: k or more of its leaves are set, k <= count): ANDs and ORs only, no adders, so no
+    carry chain is spent on it."""
+    level = [[bit] + [Const(0, 1)] * (count - 1) for bit in bits]
     depth = 0
     while len(level) > 1:
         nxt = []
         for i in range(0, len(level) - 1, 2):
-            node = Signal(range(count + 1), name=f"{name}_n{depth}_{i // 2}")
-            total = level[i] + level[i + 1]
-            m.d.comb += node.eq(Mux(total >= count, count, total))
+            a, b = level[i], level[i + 1]
+            node = []
+            for k in range(1, count + 1):  # k or more: k or more on one side, or i on the left and k - i on the right
+                bit = Signal(name=f"{name}_n{depth}_{i // 2}_ge{k}")
+                m.d.comb += bit.eq(a[k - 1] | b[k - 1] | Cat(a[j - 1] & b[k - j - 1] for j in range(1, k)).any()
+                                   if k > 1 else a[0] | b[0])
+                node.append(bit)
             nxt.append(node)
         if len(level) % 2:
             nxt.append(level[-1])
         level, depth = nxt, depth + 1
     result = Signal(name=name)
-    m.d.comb += result.eq((level[0] >= count) if level else 0)
+    m.d.comb += result.eq(level[0][count - 1] if level else 0)
     return result
 
 

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 from amaranth_harness import simulate
 from bs4nn.export.artifact import encode_hex
 from bs4nn.hw.config import CoreConfig
-from bs4nn.hw.encoders import lowest_set_bit
+from bs4nn.hw.encoders import at_least, lowest_set_bit
 from bs4nn.hw.input_stage import InputStage
 from bs4nn.hw.layer import rom_words
 from bs4nn.sim.scoreboard import ImageOutcome, Scoreboard
@@ -46,6 +46,26 @@ def test_lowest_set_bit(width):
     sim.add_testbench(bench)
     sim.run()
     assert len(checked) == len(values)
+
+
+@pytest.mark.parametrize("width,count", [(1, 2), (2, 2), (5, 2), (3, 3), (6, 3), (9, 3)])
+def test_at_least_counts_set_bits(width, count):
+    """at_least (the emitter's "two or more" and "three or more") against a popcount, every input value."""
+    m = Module()
+    bits = Signal(width)
+    result = at_least(m, [bits[i] for i in range(width)], count, "t")
+    checked = []
+
+    async def bench(ctx):
+        for value in range(1 << width):
+            ctx.set(bits, value)
+            assert ctx.get(result) == (bin(value).count("1") >= count), f"{value:#b}, at least {count}"
+            checked.append(value)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(checked) == 1 << width
 
 
 def test_rom_words_with_all_lanes_are_the_artifact_rows():
