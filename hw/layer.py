@@ -196,17 +196,14 @@ class LayerUnit(wiring.Component):
                 with m.If(b_valid):
                     m.d.sync += [left.eq(left_new), fired.eq(fired | fire)]
                 lane_resets += [(left, threshold - 1), (fired, 0)]
-            elif groups == 1:  # an output lane: V (for the decision) and, beside it, r = theta - 1 - V (for the
-                # crossing, its sign bit: the two additions run in parallel instead of an adder then a comparator)
+            elif groups == 1:  # an output lane: V and its fired flag in registers cleared at the image's start
                 potential = Signal(signed(width), name=f"v{lane}", reset_less=True)
-                left = Signal(signed(left_width), init=threshold - 1, name=f"left{lane}", reset_less=True)
-                left_new = Signal(signed(left_width), name=f"left_new{lane}")
                 fired = Signal(name=f"fired{lane}", reset_less=True)
                 m.d.comb += [v_old.eq(potential), fired_old.eq(fired), v_new.eq(v_old + step),
-                             left_new.eq(left - step), fire.eq(can_fire & left_new[-1] & ~fired_old)]
+                             fire.eq(can_fire & (v_new >= threshold) & ~fired_old)]
                 with m.If(b_valid):
-                    m.d.sync += [potential.eq(v_new), left.eq(left_new), fired.eq(fired | fire)]
-                lane_resets += [(potential, 0), (left, threshold - 1), (fired, 0)]
+                    m.d.sync += [potential.eq(v_new), fired.eq(fired | fire)]
+                lane_resets += [(potential, 0), (fired, 0)]
             else:  # G groups: a small memory per lane, its words invalid until written in this image
                 pot = Memory(shape=lane_layout, depth=groups, init=[])
                 m.submodules[f"potential{lane}"] = pot
