@@ -144,6 +144,7 @@ def xilinx_estimate(out_dir: Path, device: str, env: dict) -> dict:
     return {"part": part, "cells": cells, "use": use,
             "percent": {k: round(100 * use[k] / capacity[k], 1) for k in capacity},
             "logic_levels": depth.levels, "lut_levels": depth.lut_levels, "deepest_path": depth.path,
+            "deepest_path_ends_at": depth.ends_at,
             "source": f"estimate/{NAME}.v (the tree's {NAME}.v without BUFGCTRL's SIM_DEVICE parameter)"}
 
 

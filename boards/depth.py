@@ -36,6 +36,7 @@ class Depth:
     levels: int  # logic levels on the deepest register-to-register path
     lut_levels: int  # LUTs and distributed-RAM reads on the path with the most of them
     path: list[str] = field(default_factory=list)  # nets along the deepest path (by levels), start first
+    ends_at: list[str] = field(default_factory=list)  # the registers it ends at, by their output nets
 
 
 def logic_depth(netlist: dict, top: str) -> Depth:
@@ -98,7 +99,16 @@ def logic_depth(netlist: dict, top: str) -> Depth:
     while bit is not None:
         path.append(names.get(bit, f"<bit {bit}>"))
         bit = arrival[bit][2]
-    return Depth(arrival[end][0], max(a[1] for a in arrival.values()), path[::-1])
+    ends_at = []  # the sequential cells whose inputs take the path's last bit, named by their first output
+    for name, cell in module["cells"].items():
+        if _cell_kind(cell["type"]) != "sequential" and _cell_kind(cell["type"]) != "lutram":
+            continue
+        directions, connections = cell.get("port_directions", {}), cell["connections"]
+        if any(end in bits for port, bits in connections.items() if directions.get(port) == "input"):
+            outputs = [b for port, bits in connections.items() if directions.get(port) == "output"
+                       for b in bits if isinstance(b, int)]
+            ends_at.append(names.get(outputs[0], f"<bit {outputs[0]}>") if outputs else name)
+    return Depth(arrival[end][0], max(a[1] for a in arrival.values()), path[::-1], sorted(ends_at))
 
 
 def netlist_depth(json_path: Path, top: str) -> Depth:

@@ -1,7 +1,7 @@
 """The core behind a UART: the board-independent part of every board top."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, ResetInserter
+from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,14 +29,18 @@ class UARTCore(wiring.Component):
         m.submodules.core = core = Core(cfg, spike_ports=False)
         m.submodules.link = link = LinkEngine(cfg.n_in, cfg.n_classes, int(self.model_id[:8], 16), cfg.mode,
                                               timeout=self.timeout_bits * self.divisor)
+        # the link's abort is registered: its decision (a frame's CRC, the timeout) is not in the path of the
+        # reset that reaches every flip-flop of the core; the link feeds no pixel in the cycle between
+        abort = Signal()
+        m.d.sync += abort.eq(link.abort)
         m.d.comb += [receiver.rx.eq(self.rx), self.tx.eq(transmitter.tx), link.rx_busy.eq(receiver.busy),
-                     core.abort.eq(link.abort), self.last_class.eq(link.last_class), self.frames.eq(link.frames)]
+                     core.abort.eq(abort), self.last_class.eq(link.last_class), self.frames.eq(link.frames)]
         wiring.connect(m, receiver.bytes, link.rx_bytes)
         wiring.connect(m, link.tx_bytes, transmitter.bytes)
         # the pixels reach the core through a register slice (cleared with the core on abort), so the link's
         # byte handling and the input stage's filing are not one combinational path
         pixel_slice = SkidBuffer(core.pixels.payload.shape())
-        m.submodules.pixel_slice = ResetInserter(link.abort)(pixel_slice)
+        m.submodules.pixel_slice = ResetInserter(abort)(pixel_slice)
         wiring.connect(m, link.pixels, pixel_slice.i)
         wiring.connect(m, pixel_slice.o, core.pixels)
         wiring.connect(m, core.result, link.result)

@@ -223,12 +223,16 @@ class InputStage(wiring.Component):
                 with m.If(fetch):
                     for j in range(banks):
                         m.d.comb += heads[j][0].en.eq(1)
+                    # the read-ahead bin is written on every fetch (the register is free then: a fetch
+                    # needs ~next_valid), so only next_valid and the current bin's registers wait on
+                    # `done`, which comes late from the block RAM's data
+                    m.d.sync += next_bin.eq(low_bin)
+                    m.d.sync += [next_active[j].eq(low_active[j]) for j in range(banks)]
                     with m.If(done | ~cur_valid):  # straight to the current bin
                         m.d.sync += [cur_valid.eq(1), cur_bin.eq(low_bin), cur_first.eq(1)]
                         m.d.sync += [active[j].eq(low_active[j]) for j in range(banks)]
                     with m.Else():
-                        m.d.sync += [next_valid.eq(1), next_bin.eq(low_bin)]
-                        m.d.sync += [next_active[j].eq(low_active[j]) for j in range(banks)]
+                        m.d.sync += next_valid.eq(1)
                 # the slots: a read bin leaves slot 0; an empty slot 0 takes slot 1, an empty slot 1 the refill
                 slot0_free = ~slot_valid[0] | (fetch & ~several_in_group)
                 refill_taken = Signal()

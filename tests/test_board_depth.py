@@ -31,6 +31,7 @@ def test_a_lut_chain_counts_its_luts_and_ends_at_the_flip_flop():
     depth = logic_depth(netlist(cells), "top")
     assert (depth.levels, depth.lut_levels) == (4, 4)
     assert depth.path == [f"<bit {b}>" for b in range(10, 15)]  # the flip-flop's output, then each LUT's
+    assert depth.ends_at == ["<bit 99>"]  # the flip-flop it ends at, by its output
 
 
 def test_carry_and_muxf_are_levels_but_not_lut_levels():
