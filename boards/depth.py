@@ -108,7 +108,7 @@ def logic_depth(netlist: dict, top: str) -> Depth:
             outputs = [b for port, bits in connections.items() if directions.get(port) == "output"
                        for b in bits if isinstance(b, int)]
             ends_at.append(names.get(outputs[0], f"<bit {outputs[0]}>") if outputs else name)
-    return Depth(arrival[end][0], max(a[1] for a in arrival.values()), path[::-1], sorted(ends_at))
+    return Depth(arrival[end][0], max(a[1] for a in arrival.values()), path[::-1], sorted(set(ends_at)))
 
 
 def netlist_depth(json_path: Path, top: str) -> Depth:
