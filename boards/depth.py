@@ -99,12 +99,14 @@ def logic_depth(netlist: dict, top: str) -> Depth:
     while bit is not None:
         path.append(names.get(bit, f"<bit {bit}>"))
         bit = arrival[bit][2]
-    ends_at = []  # the sequential cells whose inputs take the path's last bit, named by their first output
+    ends_at = []  # the cells where the path's last bit ends (a sequential input, a RAM's write side), by output
     for name, cell in module["cells"].items():
-        if _cell_kind(cell["type"]) != "sequential" and _cell_kind(cell["type"]) != "lutram":
+        kind = _cell_kind(cell["type"])
+        if kind not in ("sequential", "lutram"):
             continue
         directions, connections = cell.get("port_directions", {}), cell["connections"]
-        if any(end in bits for port, bits in connections.items() if directions.get(port) == "input"):
+        if any(end in bits for port, bits in connections.items() if directions.get(port) == "input"
+               and not (kind == "lutram" and port.startswith(_RAM_READ_INPUTS))):
             outputs = [b for port, bits in connections.items() if directions.get(port) == "output"
                        for b in bits if isinstance(b, int)]
             ends_at.append(names.get(outputs[0], f"<bit {outputs[0]}>") if outputs else name)

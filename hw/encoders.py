@@ -81,7 +81,7 @@ def at_least(m, bits: list, count: int, name: str) -> Signal:
         for i in range(0, len(level) - 1, 2):
             a, b = level[i], level[i + 1]
             node = []
-            for k in range(1, count + 1):  # k or more: k or more on one side, or i on the left and k - i on the right
+            for k in range(1, count + 1):  # k or more: k or more on one side, or j on the left and k - j on the right
                 bit = Signal(name=f"{name}_n{depth}_{i // 2}_ge{k}")
                 m.d.comb += bit.eq(a[k - 1] | b[k - 1] | Cat(a[j - 1] & b[k - j - 1] for j in range(1, k)).any()
                                    if k > 1 else a[0] | b[0])

@@ -52,6 +52,7 @@ def test_distributed_ram_is_one_level_from_its_address_not_from_its_write_data()
     depth = logic_depth(netlist(cells), "top")
     # the deepest path is the 6-LUT chain into the write side; through the read: 1 LUT + RAM + 1 LUT = 3
     assert depth.levels == 6
+    assert depth.ends_at == ["<bit 70>"]  # the RAM, by its read data: the path ends at its write side
     del cells["lut10_5"]
     cells["ram"]["connections"]["DIA"] = [15]
     assert logic_depth(netlist(cells), "top").levels == 5
