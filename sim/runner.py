@@ -76,15 +76,13 @@ class Build:
     top: str = "bs4nn_core"
 
 
-def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False, top: str = "bs4nn_core",
-          extra_sources: list[Path] = ()) -> Build:
-    """Compile `core_dir/<top>.v` (and `extra_sources`) for `simulator` into a directory keyed by the
-    Verilog's hash."""
+def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False, top: str = "bs4nn_core") -> Build:
+    """Compile `core_dir/<top>.v` for `simulator` into a directory keyed by the Verilog's hash."""
     from cocotb_tools.runner import get_runner
 
     env = simulator_env(simulator)
     verilog = core_dir / f"{top}.v"
-    sources = [verilog, *map(Path, extra_sources)]
+    sources = [verilog]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     build_dir = Path(cache_dir) / f"{simulator}-{digest}{'-waves' if waves else ''}"
     # Icarus: Verilog-2005 semantics, so that the declaration initialisers Yosys relies on to evaluate
@@ -114,8 +112,7 @@ def build(core_dir: Path, simulator: str, cache_dir: Path, waves: bool = False, 
 
 
 def run(built: Build, images: np.ndarray, model_dir: Path, work_dir: Path, names=None, stall: float = 0.0,
-        aborts: dict | None = None, seed: int = 0, test_module: str = TEST_MODULE, extra: dict | None = None,
-        plusargs: list[str] = ()) -> dict:
+        aborts: dict | None = None, seed: int = 0, test_module: str = TEST_MODULE, extra: dict | None = None) -> dict:
     """Run the testbench on `images` (N, n_in) uint8; return the report dict (see cocotb_core)."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +129,7 @@ def run(built: Build, images: np.ndarray, model_dir: Path, work_dir: Path, names
     try:
         with environment(tools):
             built.runner.test(test_module=test_module, hdl_toplevel=built.top, build_dir=built.build_dir,
-                              test_dir=work_dir, extra_env=env, waves=built.waves, seed=seed, plusargs=list(plusargs),
+                              test_dir=work_dir, extra_env=env, waves=built.waves, seed=seed,
                               results_xml=str((work_dir / "results.xml").resolve()), log_file=work_dir / "sim.log")
     except (Exception, SystemExit) as e:  # a failing cocotb test ends the runner with SystemExit
         if not report_path.exists():

