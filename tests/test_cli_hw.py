@@ -81,3 +81,21 @@ def test_trace_model_only_covers_the_whole_split(tmp_path, capsys, digits_model)
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert [row["images"] for row in summary] == [360, 360]
     assert summary[1]["cycles_mean"] > summary[0]["cycles_mean"]  # one lane is slower than all lanes
+
+
+def test_trace_co_simulates_the_whole_split_with_the_preloaded_harness(tmp_path, capsys, digits_model):
+    """`bs4nn trace --preload --shards 2`: every image of the split through the hardware, cycles equal to the
+    model's for each configuration, and the same figures as the model-only trace."""
+    configs = ["--config", "early:max", "--config", "full:5,max:2,max"]
+    code, out, err = run_cli(capsys, "trace", "--model", digits_model.path, "--dataset", "digits", *configs,
+                             "--preload", "--shards", "2", "--out", tmp_path / "hw")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "trace", "--model", digits_model.path, "--dataset", "digits", *configs,
+                           "--model-only", "--out", tmp_path / "model")
+    assert code == 0, err
+    hardware = json.loads((tmp_path / "hw" / "summary.json").read_text())
+    model = json.loads((tmp_path / "model" / "summary.json").read_text())
+    assert [row["images"] for row in hardware] == [360, 360]
+    assert all(row["model_agrees"] == 360 for row in hardware), hardware
+    for hw_row, model_row in zip(hardware, model):
+        assert hw_row["cycles_mean"] == model_row["cycles_mean"] and hw_row["cycles_max"] == model_row["cycles_max"]
