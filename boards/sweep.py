@@ -27,7 +27,7 @@ from .build import XILINX_CAPACITY, build
 
 FIELDS = ["lanes", "events", "mode", "LUT", "FF", "BRAM36", "CARRY4", "logic_levels", "lut_levels",
           "lut_pct_35t", "lut_pct_100t", "bram_pct_35t", "fits_35t_60pct", "fits_100t", "cycles_mean",
-          "cycles_p95", "cycles_max", "floor_mean", "images_per_s_bound", "build_s"]
+          "cycles_p95", "cycles_max", "floor_mean", "pipeline_floor_mean", "images_per_s_bound", "build_s"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,7 @@ def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode
                "fits_100t": bool(use["LUT"] <= large["LUT"] and use["BRAM36"] <= large["BRAM36"]),
                "cycles_mean": round(float(cycles.mean()), 2), "cycles_p95": float(np.percentile(cycles, 95)),
                "cycles_max": int(cycles.max()), "floor_mean": round(float(plan.floor(mode).mean()), 2),
+               "pipeline_floor_mean": round(float(plan.pipeline_floor(mode).mean()), 2),
                # one pixel per cycle, images one after another: the pixels plus the cycles (drain not counted)
                "images_per_s_bound": round(clock_hz / (network.layers[0].n_in + float(cycles.mean()))),
                "build_s": round(seconds, 1)}

@@ -143,12 +143,14 @@ def cmd_trace(args, argv) -> int:
     traces = [latency.read_trace(p) for p in paths]
     report = latency.write_report(traces, args.out, raster_image=args.raster_image)
     print(f"{'configuration':<28} {'images':>6} {'mean':>7} {'p95':>6} {'max':>6} {'words':>7} "
-          f"{'syn. updates':>12} {'model =':>8} {'floor':>7} {'/floor':>6}")
+          f"{'syn. updates':>12} {'model =':>8} {'floor':>7} {'/floor':>6} {'pfloor':>7} {'/pfloor':>7}")
     for row in report["summary"]:
         print(f"{row['name']:<28} {row['images']:>6} {row['cycles_mean']:>7.1f} {row['cycles_p95']:>6.0f} "
               f"{row['cycles_max']:>6} {row.get('events_mean', float('nan')):>7.1f} "
               f"{row.get('synaptic_updates_mean', float('nan')):>12.0f} {row.get('model_agrees', '-'):>8} "
-              f"{row.get('floor_mean', float('nan')):>7.1f} {row.get('cycles_over_floor', float('nan')):>6.3f}")
+              f"{row.get('floor_mean', float('nan')):>7.1f} {row.get('cycles_over_floor', float('nan')):>6.3f} "
+              f"{row.get('pipeline_floor_mean', float('nan')):>7.1f} "
+              f"{row.get('cycles_over_pipeline_floor', float('nan')):>7.3f}")
     print(f"wrote      {args.out}/: {', '.join(report['files'])}")
     return 0
 
@@ -204,7 +206,7 @@ def _model_trace(artifact, images, labels, mode, lanes, events, path, dataset, s
                              [{int(n): int(b) for n, b in enumerate(s[i]) if b < 256} for s in ref.spikes])
                 for i in range(len(images))]
     result = Cosim(config, artifact.model_id, outcomes, cycles, events, plan.layer_events(mode), [], [],
-                   floor_cycles=plan.floor(mode))
+                   floor_cycles=plan.floor(mode), pipeline_floor_cycles=plan.pipeline_floor(mode))
     write_trace(path, result, labels=labels, config={"dataset": dataset, "split": split, "source": "model"})
 
 

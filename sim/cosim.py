@@ -38,6 +38,7 @@ class Cosim:
     aborts: int = 0
     image_intervals: list[int] = field(default_factory=list)  # first pixel to next first pixel, in cycles
     floor_cycles: np.ndarray | None = None  # the cycle model's event floor (one event per cycle per layer)
+    pipeline_floor_cycles: np.ndarray | None = None  # the event floor with the core's fixed latencies
 
 
 def _outcome(d: dict) -> ImageOutcome:
@@ -81,13 +82,14 @@ def cosimulate(model_dir, images: np.ndarray, *, simulator: str = "icarus", mode
                                       stall=stall, aborts=chunk_aborts, seed=seed + start))
             offsets.append(start)
     outcomes, model_cycles, model_events, layer_events, mismatches, failed = [], [], [], [], [], []
-    floor_cycles = []
+    floor_cycles, pipeline_floor_cycles = [], []
     stalled, n_aborts, intervals = 0, 0, []
     for start, report in zip(offsets, reports):
         outcomes += [_outcome(d) for d in report["outcomes"]]
         model_cycles += [d["model_cycles"] for d in report["outcomes"]]
         model_events += [d["model_events"] for d in report["outcomes"]]
         floor_cycles += [d["floor_cycles"] for d in report["outcomes"]]
+        pipeline_floor_cycles += [d["pipeline_floor_cycles"] for d in report["outcomes"]]
         layer_events += [d["model_layer_events"] for d in report["outcomes"]]
         mismatches += report["mismatches"]
         failed += [int(start) + i for i in report["failed_images"]]
@@ -96,7 +98,8 @@ def cosimulate(model_dir, images: np.ndarray, *, simulator: str = "icarus", mode
         intervals += report["image_intervals"]
     result = Cosim(config, artifact.model_id, outcomes, np.array(model_cycles, np.int64),
                    np.array(model_events, np.int64), np.array(layer_events, np.int64).reshape(-1, config.n_layers),
-                   mismatches, failed, {}, stalled, n_aborts, intervals, np.array(floor_cycles, np.int64))
+                   mismatches, failed, {}, stalled, n_aborts, intervals, np.array(floor_cycles, np.int64),
+                   np.array(pipeline_floor_cycles, np.int64))
     if failed and waves_on_failure:  # replayed alone under the cocotb testbench, with waveforms
         waved = runner.build(core_dir, simulator, work_dir / "build", waves=True)
         for i in failed[:waves_on_failure]:
@@ -127,13 +130,15 @@ def write_trace(path, cosim: Cosim, labels=None, config: dict | None = None) -> 
     n_layers = cosim.config.n_layers
     writer.writerow(["image", "label", "decision", "first_spike_bin", "cycles", "events", "model_cycles",
                      "model_events", *[f"events_l{k}" for k in range(n_layers)], "synaptic_updates",
-                     *(["floor_cycles"] if cosim.floor_cycles is not None else [])])
+                     *(["floor_cycles"] if cosim.floor_cycles is not None else []),
+                     *(["pipeline_floor_cycles"] if cosim.pipeline_floor_cycles is not None else [])])
     updates = cosim.model_layer_events @ np.asarray(sizes_out, np.int64)
     for i, o in enumerate(cosim.outcomes):
         label = "" if labels is None else int(labels[i])
         writer.writerow([i, label, o.decision, o.first_spike_bin, o.cycles, o.events, int(cosim.model_cycles[i]),
                          int(cosim.model_events[i]), *cosim.model_layer_events[i].tolist(), int(updates[i]),
-                         *([int(cosim.floor_cycles[i])] if cosim.floor_cycles is not None else [])])
+                         *([int(cosim.floor_cycles[i])] if cosim.floor_cycles is not None else []),
+                         *([int(cosim.pipeline_floor_cycles[i])] if cosim.pipeline_floor_cycles is not None else [])])
     tmp = csv_path.with_name(f".{csv_path.name}.tmp")
     tmp.write_text(buffer.getvalue())
     tmp.replace(csv_path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import subprocess
 from concurrent.futures import ProcessPoolExecutor
@@ -261,7 +262,9 @@ def run_preloaded(core_dir: Path, images: np.ndarray, model_dir, work_dir: Path,
             for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
     if shards == 1:
         return [_run_shard(*jobs[0])]
-    with ProcessPoolExecutor(max_workers=shards) as pool:
+    # spawned, not forked: each shard checks its log with the numba reference, whose thread pool a fork of a
+    # process that already ran it cannot use (the child dies)
+    with ProcessPoolExecutor(max_workers=shards, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_run_shard, *job) for job in jobs]
         if progress:
             from tqdm import tqdm

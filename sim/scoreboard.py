@@ -134,6 +134,7 @@ def check_and_report(job: dict, core: dict, images: np.ndarray, names: list[str]
                          "spikes": [{str(n): b for n, b in layer.items()} for layer in outcome.spikes],
                          "model_cycles": int(plan.cycles(mode)[i]), "model_events": int(plan.words(mode)[i]),
                          "floor_cycles": int(plan.floor(mode)[i]),
+                         "pipeline_floor_cycles": int(plan.pipeline_floor(mode)[i]),
                          "model_layer_events": plan.layer_events(mode)[i].tolist()})
     report = {"outcomes": outcomes, "mismatches": board.mismatches,
               "failed_images": sorted(set(board.failed_images)), "stalled_cycles": 0, "aborts": 0,

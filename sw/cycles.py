@@ -44,6 +44,16 @@ after its layer integrated its last event of a bin < b; events are integrated in
 costs a cycle (no bin changes, no hand-over latency). The result comes the cycle after the output layer
 integrated its last event that the decision needs (bins < t*, or every event when no output neuron fired
 or in full mode).
+
+The pipeline floor (`event_floor` with `pipeline_latency(...)`) charges, on top, the core's fixed
+latencies, so what separates it from the cycles is what the schedule loses to waiting (a full spike queue,
+an emitter busy with earlier bins, words of one bin that follow each other): layer 0's first event in
+cycle INPUT_FIRST_WORD; a spike 3 + R_k + HANDOVER cycles after its layer took its last event of an
+earlier bin (stage B one cycle later, R_k = 1 more with stage R; at the head of the queue the next cycle;
+loaded; sent the cycle after; offered HANDOVER cycles after that); the result 2 + R + DECISION_STAGES cycles
+after the output layer took the last word of the bin that fired (stage B, stages C and D, the result
+register; a full run no sooner), and 2 cycles after its last word otherwise. Both are lower bounds of the model's cycles
+on every image (tests/test_cycles.py).
 """
 from __future__ import annotations
 
@@ -113,6 +123,28 @@ def parse_events(events, sizes_in) -> tuple[int, ...]:
     return parse_lanes(events, sizes, what="events per cycle", bound="n_in")
 
 
+@dataclass(frozen=True)
+class FloorLatency:
+    """Fixed cycles a floor charges: layer 0's first event, a spike's way from its layer's last event of an
+    earlier bin to the next layer (one entry per layer but the last: at least 1), and the result after the
+    output layer's last needed event, early mode with an output spike (`decision`) and otherwise (`end`)."""
+
+    first_event: int = 1
+    handover: tuple[int, ...] | None = None  # None: 1 for every layer
+    decision: int = 1
+    end: int = 1
+
+
+def pipeline_latency(sizes, lanes, events) -> FloorLatency:
+    """The core's fixed latencies (module docstring) for a network and a configuration."""
+    sizes = [int(s) for s in sizes]
+    lanes = parse_lanes(lanes, sizes[1:])
+    banks = parse_events(events, sizes[:-1])
+    stage_r = [int(rom_in_block_ram(sizes[k], sizes[k + 1], lanes[k], banks[k])) for k in range(len(sizes) - 1)]
+    return FloorLatency(first_event=INPUT_FIRST_WORD, handover=tuple(3 + r + HANDOVER for r in stage_r[:-1]),
+                        decision=2 + stage_r[-1] + DECISION_STAGES, end=2)
+
+
 @dataclass
 class Schedule:
     """Per image and mode: cycles, and the events each layer integrates before the decision."""
@@ -125,12 +157,17 @@ class Schedule:
     floor_early: np.ndarray
     layer_words_full: np.ndarray  # int64 (N, L): event words (one per cycle group; = events when E = 1)
     layer_words_early: np.ndarray
+    pipeline_floor_full: np.ndarray  # int64 (N,): the event floor with the core's fixed latencies
+    pipeline_floor_early: np.ndarray
 
     def cycles(self, mode: str) -> np.ndarray:
         return self.cycles_full if mode == "full" else self.cycles_early
 
     def floor(self, mode: str) -> np.ndarray:
         return self.floor_full if mode == "full" else self.floor_early
+
+    def pipeline_floor(self, mode: str) -> np.ndarray:
+        return self.pipeline_floor_full if mode == "full" else self.pipeline_floor_early
 
     def layer_events(self, mode: str) -> np.ndarray:
         return self.layer_events_full if mode == "full" else self.layer_events_early
@@ -247,8 +284,11 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], eve
             counted["words", mode][i] = [int(b.sum()) for b in before]
             counted["events", mode][i] = [int(n[b].sum()) for b, (_, n) in zip(before, all_consumed)]
     floor_full, floor_early = event_floor(sizes, input_bins, spikes, banks[:-1])
+    pipeline_full, pipeline_early = event_floor(sizes, input_bins, spikes, banks[:-1],
+                                                pipeline_latency(sizes, lanes, banks[:-1]))
     return Schedule(cycles["full"], cycles["early"], counted["events", "full"], counted["events", "early"],
-                    floor_full, floor_early, counted["words", "full"], counted["words", "early"])
+                    floor_full, floor_early, counted["words", "full"], counted["words", "early"],
+                    pipeline_full, pipeline_early)
 
 
 def layer_event_bins(input_bins: np.ndarray, spikes: list[np.ndarray], image: int) -> list[np.ndarray]:
@@ -278,13 +318,19 @@ def _integrate(bins: np.ndarray, ready: np.ndarray, per_cycle: int) -> np.ndarra
     return cycles
 
 
-def event_floor(sizes, input_bins: np.ndarray, spikes: list[np.ndarray], events_per_cycle=1):
+def event_floor(sizes, input_bins: np.ndarray, spikes: list[np.ndarray], events_per_cycle=1,
+                latency: FloorLatency | None = None):
     """(full, early) floor cycles per image (module docstring): `events_per_cycle` is E, one int for
-    every layer or one per layer."""
+    every layer or one per layer; `latency` the fixed cycles charged (default: the event floor's, none
+    beyond one cycle per step; `pipeline_latency` gives the core's)."""
     n_layers = len(sizes) - 1
     per_cycle = [int(events_per_cycle)] * n_layers if np.isscalar(events_per_cycle) else list(events_per_cycle)
     if len(per_cycle) != n_layers or min(per_cycle) < 1:
         raise ValueError(f"events per cycle {events_per_cycle}: give one positive number or {n_layers}")
+    latency = latency or FloorLatency()
+    handover = latency.handover or (1,) * (n_layers - 1)
+    if len(handover) != n_layers - 1 or min(handover, default=1) < 1:
+        raise ValueError(f"hand-over latencies {handover}: give one positive number per layer but the last")
     input_bins = np.asarray(input_bins)
     n_images = input_bins.shape[0]
     full, early = np.zeros(n_images, np.int64), np.zeros(n_images, np.int64)
@@ -292,9 +338,9 @@ def event_floor(sizes, input_bins: np.ndarray, spikes: list[np.ndarray], events_
         ready_after = None  # per bin b of the previous layer: the cycle its last event of a bin <= b was taken
         for k, bins in enumerate(layer_event_bins(input_bins, spikes, i)):
             if k == 0:
-                ready = np.ones(len(bins), np.int64)
+                ready = np.full(len(bins), latency.first_event, np.int64)
             else:
-                ready = ready_after[np.maximum(bins - 1, 0)] + 1
+                ready = ready_after[np.maximum(bins - 1, 0)] + handover[k - 1]
             cycles = _integrate(bins, ready, per_cycle[k])
             ready_after = np.zeros(T_MAX + 1, np.int64)
             if len(bins):
@@ -302,7 +348,10 @@ def event_floor(sizes, input_bins: np.ndarray, spikes: list[np.ndarray], events_
                 ready_after = np.maximum.accumulate(ready_after)
         t_star = int(spikes[-1][i].min()) if spikes[-1].shape[1] else T_MAX
         last = int(cycles[-1]) if len(cycles) else 0
-        needed = cycles[bins < t_star] if t_star < T_MAX else cycles
-        full[i] = last + 1
-        early[i] = (int(needed.max()) if len(needed) else 0) + 1
+        full[i] = last + latency.end
+        if t_star < T_MAX:  # the bin t* - 1 holds the output layer's last needed event (it made a neuron fire)
+            early[i] = int(cycles[bins < t_star].max()) + latency.decision
+            full[i] = max(full[i], early[i])  # a full run decides no sooner
+        else:
+            early[i] = full[i]
     return full, early

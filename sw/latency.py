@@ -69,6 +69,9 @@ def summarize(trace: Trace) -> dict:
     if "floor_cycles" in trace.table:  # the event floor (sw/cycles.py): how close the schedule comes to it
         out["floor_mean"] = float(trace.table["floor_cycles"].mean())
         out["cycles_over_floor"] = float(cycles.mean() / trace.table["floor_cycles"].mean())
+    if "pipeline_floor_cycles" in trace.table:  # ... and with the core's fixed latencies charged: the stalls
+        out["pipeline_floor_mean"] = float(trace.table["pipeline_floor_cycles"].mean())
+        out["cycles_over_pipeline_floor"] = float(cycles.mean() / trace.table["pipeline_floor_cycles"].mean())
     if trace.dump.labels is not None:
         out["strict_accuracy"] = float((trace.dump.decision == trace.dump.labels).mean())
     return out

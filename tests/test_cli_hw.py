@@ -81,6 +81,8 @@ def test_trace_model_only_covers_the_whole_split(tmp_path, capsys, digits_model)
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert [row["images"] for row in summary] == [360, 360]
     assert summary[1]["cycles_mean"] > summary[0]["cycles_mean"]  # one lane is slower than all lanes
+    assert all(row["floor_mean"] < row["pipeline_floor_mean"] <= row["cycles_mean"] for row in summary), summary
+    assert "/pfloor" in out
 
 
 def test_trace_co_simulates_the_whole_split_with_the_preloaded_harness(tmp_path, capsys, digits_model):

@@ -1,4 +1,5 @@
-"""The cycle model's event floor: a hand-worked case, and a bound that no schedule of the core beats."""
+"""The cycle model's event floor and pipeline floor: hand-worked cases, and bounds that no schedule of the core
+beats."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 
 from bs4nn.sw import reference
 from bs4nn.sw.conformance import random_case
-from bs4nn.sw.cycles import event_floor, parse_lanes, schedule
+from bs4nn.sw.cycles import FloorLatency, event_floor, parse_lanes, pipeline_latency, schedule
 from bs4nn.sw.semantics import encode_pixels
 
 NEVER = 256
@@ -31,6 +32,29 @@ def test_floor_of_a_hand_worked_case():
     assert (full.tolist(), early.tolist()) == ([4], [4])
     # per layer: the first layer at 2, the output at 1 changes nothing here (its events arrive one by one)
     assert event_floor(sizes, input_bins, spikes, events_per_cycle=(2, 1))[1].tolist() == [4]
+
+
+def test_pipeline_floor_of_a_hand_worked_case():
+    """The same case with the core's fixed latencies (E 1, every lane; ROMs this small are logic, no stage
+    R): inputs from cycle 3 (cycles 3, 4, 5); a spike 3 + HANDOVER = 6 cycles after its layer's last event
+    of an earlier bin (bin 4: 4 + 6 = 10; bin 6: 5 + 6 = 11); the result 2 + DECISION_STAGES = 4 cycles
+    after the output layer's last needed word (11 + 4 = 15)."""
+    sizes, input_bins, spikes = _case()
+    latency = pipeline_latency(sizes, None, None)
+    assert latency == FloorLatency(first_event=3, handover=(6,), decision=4, end=2)
+    assert event_floor(sizes, input_bins, spikes, latency=latency)[1].tolist() == [15]
+    spikes[1][0] = [9, 5]  # t* = 5: the bin-4 spike (cycle 10) is the last needed word
+    full, early = event_floor(sizes, input_bins, spikes, latency=latency)
+    assert (full.tolist(), early.tolist()) == ([14], [14])  # full: its last word (11) + 2, and not before early
+    plan = schedule(sizes, None, input_bins, spikes)
+    assert plan.pipeline_floor("early").tolist() == [14] and plan.cycles("early")[0] >= 14
+
+
+def test_pipeline_latency_follows_the_core_configuration():
+    """Stage R (ROMs in block RAM) adds a cycle to a layer's hand-over or to the decision."""
+    assert pipeline_latency([784, 600, 10], None, None) == FloorLatency(3, (7,), 5, 2)
+    assert pipeline_latency([784, 600, 10], None, "4,16") == FloorLatency(3, (7,), 4, 2)  # 38 x 10 bits: logic
+    assert pipeline_latency([784, 600, 300, 10], None, None).handover == (7, 7)
 
 
 def test_early_floor_ignores_events_after_the_first_output_spike():
@@ -60,16 +84,20 @@ def test_floor_rejects_a_bad_events_per_cycle():
 @pytest.mark.parametrize("seed", range(6))
 def test_no_schedule_of_the_core_beats_the_floor(seed):
     """On random conformance networks and every lane choice, the core's cycles (one event per cycle per
-    layer) are at least the floor; more events per cycle never raise it."""
+    layer) are at least the pipeline floor, and that at least the event floor; more events per cycle never
+    raise the floor."""
     rng = np.random.default_rng(seed)
     network, pixels = random_case(rng, n_images=8)
     ref = reference.run(network, pixels)
     bins = encode_pixels(pixels)
     sizes_out = [layer.n_out for layer in network.layers]
-    for lanes in (1, None, [int(rng.integers(1, n + 1)) for n in sizes_out]):
-        plan = schedule(network.sizes, parse_lanes(lanes, sizes_out), bins, ref.spikes)
+    random_lanes = [int(rng.integers(1, n + 1)) for n in sizes_out]
+    random_events = [int(rng.integers(1, n + 1)) for n in network.sizes[:-1]]
+    for lanes, events in ((1, None), (None, None), (random_lanes, None), (None, random_events), (1, random_events)):
+        plan = schedule(network.sizes, parse_lanes(lanes, sizes_out), bins, ref.spikes, events)
         for mode in ("full", "early"):
-            assert (plan.cycles(mode) >= plan.floor(mode)).all(), (lanes, mode)
+            assert (plan.cycles(mode) >= plan.pipeline_floor(mode)).all(), (lanes, mode)
+            assert (plan.pipeline_floor(mode) >= plan.floor(mode)).all(), (lanes, mode)
             assert (plan.floor(mode) >= 1).all()
     one = event_floor(network.sizes, bins, ref.spikes)
     four = event_floor(network.sizes, bins, ref.spikes, events_per_cycle=4)
