@@ -271,9 +271,11 @@ class LayerUnit(wiring.Component):
         head_bin = select(m, entry_bin, head, "head_bin")
         head_flags = [[select(m, [entry_flags[d][j][c] for d in range(queue_depth)], head, f"head_b{j}_chunk{c}")
                        for c in range(len(chunks[j]))] for j in range(out_banks)]
-        head_chunk_several = [[select(m, [entry_several[d][j][c] for d in range(queue_depth)], head,
-                                      f"head_b{j}_several{c}") for c in range(len(chunks[j]))] for j in range(out_banks)]
-        head_any = any_set(m, [flag for flags in head_flags for flag in flags], "head_any")
+        # the load's control bits are summarised per entry from the entry's own flags, then one bit is selected
+        # by `head`: the trees sit beside their entry's flip-flops, and no wide select is in front of them
+        entry_any = [any_set(m, [flag for flags in entry_flags[d] for flag in flags], f"entry{d}_any")
+                     for d in range(queue_depth)]
+        head_any = select(m, entry_any, head, "head_any")
         pending_bits = [work_bits[n % lanes][n // lanes] for n in range(cfg.n_out)]
         # per bank, the lowest pending neuron in two levels (`chunked_lowest`): registered flags per chunk
         # (loaded with the entry's) say which chunks still hold some
@@ -289,8 +291,11 @@ class LayerUnit(wiring.Component):
         # loading (a bank with two or more), and from the working register when a word leaves (a bank with
         # three or more: two or more stay)
         work_last = Signal()
-        head_several = any_set(m, [at_least(m, head_flags[j], 2, f"head_b{j}_chunks_several") for j in range(out_banks)]
-                               + [several for per_bank in head_chunk_several for several in per_bank], "head_several")
+        entry_multi = [any_set(m, [at_least(m, entry_flags[d][j], 2, f"entry{d}_b{j}_chunks_several")
+                                   for j in range(out_banks)]
+                               + [several for per_bank in entry_several[d] for several in per_bank], f"entry{d}_multi")
+                       for d in range(queue_depth)]
+        head_several = select(m, entry_multi, head, "head_several")
         rest_several = any_set(m, [at_least(m, pending_bits[j::out_banks], 3, f"pending_b{j}_rest_several")
                                    for j in range(out_banks)], "rest_several")
 
