@@ -68,12 +68,13 @@ class Core(wiring.Component):
 
         # per-image control: early exit, counters, result, restart
         stop_bin = Signal(9, init=256)
+        stopping = Signal()  # stop_bin != 256, as a flip-flop: the input stage's walk control reads no comparator
         cycles = Signal(32)
         events = Signal(32)
         output_done = Signal()
         for unit in units:
             m.d.comb += unit.stop_bin.eq(stop_bin)
-        m.d.comb += inp.stop.eq(stop_bin != 256)
+        m.d.comb += inp.stop.eq(stopping)
         # the layers' integration pulses are registered before they are counted (short paths); `events_now`
         # is the count up to the previous cycle, what the result reports
         integrated = Signal(len(units))
@@ -97,11 +98,11 @@ class Core(wiring.Component):
                 result.framing_error.eq(inp.framing_error),
             ]
             if early:
-                m.d.sync += stop_bin.eq(output.first_spike_bin)
+                m.d.sync += [stop_bin.eq(output.first_spike_bin), stopping.eq(output.first_spike_bin != 256)]
         with m.If(output.finished):
             m.d.sync += output_done.eq(1)
         restart = output_done & ~self.result.valid
         m.d.comb += inp.restart.eq(restart)
         with m.If(restart):
-            m.d.sync += [output_done.eq(0), stop_bin.eq(256)]
+            m.d.sync += [output_done.eq(0), stop_bin.eq(256), stopping.eq(0)]
         return ResetInserter(self.abort)(m)

@@ -7,6 +7,7 @@ A trace is the dump format with `cycles` (export/dump.py) plus a per-image CSV b
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,8 +88,11 @@ def write_report(traces: list[Trace], out_dir, raster_image: int = 0) -> dict:
     rows = [summarize(t) for t in traces]
     files = {"summary.json": json.dumps(rows, indent=2) + "\n"}
     keys = [k for k in rows[0] if k != "config"]
-    lines = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in rows]
-    files["summary.csv"] = "\n".join(lines) + "\n"
+    table = io.StringIO()  # names hold commas ("early lanes 600,10"): quoted by the csv module
+    writer = csv.DictWriter(table, keys, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    files["summary.csv"] = table.getvalue()
     for name, text in files.items():
         tmp = out_dir / f".{name}.tmp"
         tmp.write_text(text)

@@ -1,6 +1,7 @@
 """`bs4nn hdl`, `bs4nn sim` and `bs4nn trace` end to end on a small digits-shaped model."""
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -83,6 +84,10 @@ def test_trace_model_only_covers_the_whole_split(tmp_path, capsys, digits_model)
     assert summary[1]["cycles_mean"] > summary[0]["cycles_mean"]  # one lane is slower than all lanes
     assert all(row["floor_mean"] < row["pipeline_floor_mean"] <= row["cycles_mean"] for row in summary), summary
     assert "/pfloor" in out
+    # the CSV holds the same rows, its names (with commas) quoted
+    table = list(csv.DictReader((tmp_path / "report" / "summary.csv").open()))
+    assert [r["name"] for r in table] == [row["name"] for row in summary] == ["early lanes 12,10", "early lanes 1,1"]
+    assert [float(r["cycles_mean"]) for r in table] == [row["cycles_mean"] for row in summary]
 
 
 def test_trace_co_simulates_the_whole_split_with_the_preloaded_harness(tmp_path, capsys, digits_model):
