@@ -38,6 +38,7 @@ def test_the_design_fits_the_up5k_and_meets_its_12_mhz_clock(icebreaker_build):
     assert available == 5280 and 0 < used <= available
     assert summary["utilisation"]["ICESTORM_RAM"][0] >= 2  # the input stage's lists are in block RAM
     assert summary["clock_hz"] == 12e6 and summary["fmax_mhz"] >= 12.0
+    assert summary["placement_seed"] in (1, 2, 3)  # the nextpnr seed that placed it (boards/build.py)
 
 
 def test_a_design_too_big_for_the_device_is_named_as_such(tmp_path, monkeypatch):
@@ -51,7 +52,7 @@ def test_a_design_too_big_for_the_device_is_named_as_such(tmp_path, monkeypatch)
     from bs4nn.export.artifact import write_artifact
     from bs4nn.sw.network import random_network
 
-    def failing_build(self, top, name, build_dir, do_program=False):
+    def failing_build(self, top, name, build_dir, do_program=False, nextpnr_opts=""):
         (tmp_path / "build" / f"{name}.tim").write_text(
             "Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    8323/   5280   157%\n"
             "Info: \t        ICESTORM_RAM:       4/     30    13%\nERROR: Unable to place cell 'x'\n")
@@ -64,3 +65,39 @@ def test_a_design_too_big_for_the_device_is_named_as_such(tmp_path, monkeypatch)
                                                                      "source": "trained"})
     with pytest.raises(BuildError, match=r"does not fit the device \(ICESTORM_LC 8323 of 5280\)"):
         build("icebreaker", artifact.path, tmp_path / "build")
+
+
+def test_a_placement_that_fails_to_legalise_is_tried_again_with_the_next_seed(tmp_path, monkeypatch):
+    """nextpnr's placer may fail near the device's capacity with one seed and place with another: the build
+    tries seeds 1, 2, 3 and records the one that placed; any other failure is not retried."""
+    import subprocess
+
+    import numpy as np
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    from bs4nn.boards.build import BuildError, build
+    from bs4nn.export.artifact import write_artifact
+    from bs4nn.sw.network import random_network
+
+    seeds, message = [], {"text": "ERROR: Unable to find legal placement for all cells, design is probably at utilisation limit.\n"}
+
+    def flaky_build(self, top, name, build_dir, do_program=False, nextpnr_opts=""):
+        seeds.append(nextpnr_opts)
+        report = "Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    4640/   5280    87%\n"
+        if len(seeds) < 2:
+            (tmp_path / "build" / f"{name}.tim").write_text(report + message["text"])
+            raise subprocess.CalledProcessError(125, ["sh", f"build_{name}.sh"])
+        (tmp_path / "build" / f"{name}.tim").write_text(report + "Info: Max frequency for clock 'cd_sync.clk': 26.20 MHz\n")
+
+    monkeypatch.setattr(ICEBreakerPlatform, "build", flaky_build)
+    network = random_network([16, 6, 3], np.random.default_rng(2), input_shape=(4, 4), threshold_range=(1, 4))
+    artifact = write_artifact(tmp_path / "model", network, "digits", {"command": "tests", "seed": 0, "commit": None,
+                                                                     "created": "2026-11-23T00:00:00+00:00",
+                                                                     "source": "trained"})
+    summary = build("icebreaker", artifact.path, tmp_path / "build")
+    assert seeds == ["--seed 1", "--seed 2"] and summary["placement_seed"] == 2
+    seeds.clear()
+    message["text"] = "ERROR: Timing failure\n"  # not a placement failure: no second try
+    with pytest.raises(BuildError, match="the toolchain failed"):
+        build("icebreaker", artifact.path, tmp_path / "build")
+    assert seeds == ["--seed 1"]
