@@ -116,9 +116,9 @@ def build(board: str, model_dir, out_dir, lanes=None, mode: str = "early", baud:
             except subprocess.CalledProcessError as error:
                 over = {name: use for name, use in nextpnr_report(out_dir)["utilisation"].items() if use[0] > use[1]}
                 if over:
-                    raise BuildError(f"{board}: the design does not fit the device ("
-                                     + ", ".join(f"{name} {used} of {available}" for name, (used, available) in over.items())
-                                     + "): build a smaller network, or fewer lanes; see " + str(out_dir)) from None
+                    overflow = ", ".join(f"{name} {used} of {available}" for name, (used, available) in over.items())
+                    raise BuildError(f"{board}: the design does not fit the device ({overflow}): build a smaller "
+                                     f"network, or fewer lanes; see {out_dir}") from None
                 if not _placement_failed(out_dir) or seed == PLACEMENT_SEEDS[-1]:
                     raise BuildError(f"{board}: the toolchain failed ({error}); see {out_dir}") from None
         bit = out_dir / (f"{NAME}.bit" if family == "ecp5" else f"{NAME}.bin")

@@ -28,7 +28,7 @@ import numpy as np
 TOP = "bs4nn_preload"
 CLOCK_TOP = "bs4nn_preload_clock"  # Icarus: the harness under a Verilog clock
 MAIN_CPP = Path(__file__).with_name("preload_main.cpp")  # Verilator: the harness under a C++ loop
-RESET_CYCLES = 3
+RESET_CYCLES = 3  # as the cocotb testbench; preload_main.cpp spells it out too
 
 
 def harness_verilog(core: dict, core_verilog: str, capacity: int) -> str:

@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
     harness.clk = 0;
     harness.rst = 1;
     harness.eval();
-    for (int cycle = 0; cycle < 3; ++cycle) {  // three cycles of reset, as the cocotb testbench does
+    for (int cycle = 0; cycle < 3; ++cycle) {  // RESET_CYCLES of sim/preload.py (Icarus' clock module)
         harness.clk = 1; harness.eval();
         harness.clk = 0; harness.eval();
     }

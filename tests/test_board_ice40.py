@@ -79,7 +79,9 @@ def test_a_placement_that_fails_to_legalise_is_tried_again_with_the_next_seed(tm
     from bs4nn.export.artifact import write_artifact
     from bs4nn.sw.network import random_network
 
-    seeds, message = [], {"text": "ERROR: Unable to find legal placement for all cells, design is probably at utilisation limit.\n"}
+    seeds = []
+    message = {"text": "ERROR: Unable to find legal placement for all cells, "
+                       "design is probably at utilisation limit.\n"}
 
     def flaky_build(self, top, name, build_dir, do_program=False, nextpnr_opts=""):
         seeds.append(nextpnr_opts)
@@ -87,7 +89,8 @@ def test_a_placement_that_fails_to_legalise_is_tried_again_with_the_next_seed(tm
         if len(seeds) < 2:
             (tmp_path / "build" / f"{name}.tim").write_text(report + message["text"])
             raise subprocess.CalledProcessError(125, ["sh", f"build_{name}.sh"])
-        (tmp_path / "build" / f"{name}.tim").write_text(report + "Info: Max frequency for clock 'cd_sync.clk': 26.20 MHz\n")
+        placed = "Info: Max frequency for clock 'cd_sync.clk': 26.20 MHz\n"
+        (tmp_path / "build" / f"{name}.tim").write_text(report + placed)
 
     monkeypatch.setattr(ICEBreakerPlatform, "build", flaky_build)
     network = random_network([16, 6, 3], np.random.default_rng(2), input_shape=(4, 4), threshold_range=(1, 4))
