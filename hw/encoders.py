@@ -1,8 +1,12 @@
 """Combinational helpers: a tree priority encoder (lowest set bit) with logarithmic depth, its two-level
-form over chunks with registered flags, OR trees, a one-hot lowest bit, popcounts and a multiplexer tree."""
+form over chunks with registered flags, OR trees, a one-hot lowest bit, popcounts, a multiplexer tree and
+the best of (valid, potential, index) candidates."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value
+
+ALL_PAIRS = 5  # best_candidate compares up to this many candidates all pairs at once (10 comparators)
+ALL_PAIRS_GROUP = 4  # more candidates: groups of this many, then the groups' winners
 
 
 def _pad(value: Value, width: int) -> Value:
@@ -52,7 +56,9 @@ def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str):
     more than one chunk's bits or the flags. `chunk` is a power of two."""
     assert chunk >= 2 and chunk & (chunk - 1) == 0 and len(flags) == -(-len(bits) // chunk)
     local_width = chunk.bit_length() - 1
-    chunk_onehot = lowest_one_hot(m, Cat(*flags), f"{name}_chunks")
+    # the chunk one-hot and each bit's "a lower bit of its chunk is set" are kept as nets: without that the
+    # mapper folds the one-hot into a chain through the chunk's bits, 12 LUTs deep on the ECP5
+    chunk_onehot = lowest_one_hot(m, Cat(*flags), f"{name}_chunks", keep=True)
     found = any_set(m, flags, f"{name}_any")
     chunk_width = max(1, (len(flags) - 1).bit_length())
     chunk_index = any_set_words(m, [Mux(chunk_onehot[c], Const(c, chunk_width), Const(0, chunk_width))
@@ -62,7 +68,7 @@ def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str):
         part = bits[first:first + chunk]
         _, local, several = lowest_set_bit(m, part, f"{name}_c{c}", several=True)
         local_indices.append(Mux(chunk_onehot[c], _pad(local, local_width), Const(0, local_width)))
-        below = any_below(m, part, f"{name}_c{c}")
+        below = any_below(m, part, f"{name}_c{c}", keep=True)
         cleared += [bit & (~chunk_onehot[c] | keep) for bit, keep in zip(part, below)]
         flags_after.append(flags[c] & (~chunk_onehot[c] | several))
     index = Signal(local_width + chunk_width, name=f"{name}_index")
@@ -95,15 +101,15 @@ def at_least(m, bits: list, count: int, name: str) -> Signal:
     return result
 
 
-def lowest_one_hot(m, bits: Value, name: str) -> Signal:
+def lowest_one_hot(m, bits: Value, name: str, keep: bool = False) -> Signal:
     """`bits` with only its lowest set bit kept (a one-hot vector, or zero), bit i = bits[i] & no lower bit
     set; for the narrow words (16 bits) of the input stage's walk, where each output is one small function."""
-    result = Signal(len(bits), name=f"{name}_onehot")
+    result = Signal(len(bits), name=f"{name}_onehot", attrs={"keep": 1} if keep else {})
     m.d.comb += result.eq(Cat(bits[i] & ~bits[:i].any() if i else bits[0] for i in range(len(bits))))
     return result
 
 
-def any_below(m, bits: list, name: str) -> list:
+def any_below(m, bits: list, name: str, keep: bool = False) -> list:
     """Per position i, whether any of bits[0 .. i-1] is set (an exclusive prefix OR), as a Sklansky network
     of signals (log2(width) levels of 2-input ORs); `bits[i] & any_below[i]` clears the lowest set bit."""
     prefix = list(bits)  # inclusive prefix ORs, built in place
@@ -116,6 +122,10 @@ def any_below(m, bits: list, name: str) -> list:
                 m.d.comb += node.eq(prefix[i] | prefix[i // span * span - 1])
                 nxt[i] = node
         prefix, span = nxt, span * 2
+    if keep:  # each output a net of its own (see chunked_lowest)
+        kept = [Signal(name=f"{name}_below{i}", attrs={"keep": 1}) for i in range(1, len(prefix))]
+        m.d.comb += [k.eq(p) for k, p in zip(kept, prefix[:-1])]
+        return [Const(0, 1)] + kept
     return [Const(0, 1)] + prefix[:-1]
 
 
@@ -174,3 +184,34 @@ def select(m, values: list, index: Value, name: str) -> Value:
             nxt.append(level[-1])
         level, bit = nxt, bit + 1
     return level[0]
+
+
+def best_candidate(m, candidates: list, name: str):
+    """The best of (valid, potential, index) candidates in index order: the highest potential, a tie to the
+    earlier one. Every pair is compared at once, so one comparator sits between the inputs and the result:
+    candidate i wins when it is valid and beats every valid earlier one strictly and every later one or
+    ties it; the winner's fields leave through a one-hot AND-OR. More than ALL_PAIRS candidates: a tree of
+    such nodes."""
+    if len(candidates) == 1:
+        return candidates[0]
+    if len(candidates) > ALL_PAIRS:  # a tree of all-pairs nodes, in index order
+        groups = [candidates[i:i + ALL_PAIRS_GROUP] for i in range(0, len(candidates), ALL_PAIRS_GROUP)]
+        return best_candidate(m, [best_candidate(m, group, f"{name}_g{k}") for k, group in enumerate(groups)], f"{name}_t")
+    keeps = {}  # (i, j), i < j: the earlier one stays ahead of the later one (one comparator per pair)
+    for i in range(len(candidates)):
+        for j in range(i + 1, len(candidates)):
+            keeps[i, j] = Signal(name=f"{name}_keep{i}_{j}")
+            m.d.comb += keeps[i, j].eq(candidates[i][1] >= candidates[j][1])
+    wins = []
+    for i, (iv, _, _) in enumerate(candidates):
+        beats = [~candidates[j][0] | (~keeps[j, i] if j < i else keeps[i, j])
+                 for j in range(len(candidates)) if j != i]
+        win = Signal(name=f"{name}_win{i}")
+        m.d.comb += win.eq(iv & Cat(*beats).all())
+        wins.append(win)
+    valid, value, index = Signal(name=f"{name}_valid"), Signal.like(candidates[0][1], name=f"{name}_v"), \
+        Signal.like(candidates[0][2], name=f"{name}_index")
+    m.d.comb += [valid.eq(Cat(*(c[0] for c in candidates)).any()),
+                 value.eq(any_set_words(m, [Mux(w, c[1], 0) for w, c in zip(wins, candidates)], f"{name}_v_or")),
+                 index.eq(any_set_words(m, [Mux(w, c[2], 0) for w, c in zip(wins, candidates)], f"{name}_i_or"))]
+    return valid, value, index
