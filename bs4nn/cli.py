@@ -235,6 +235,9 @@ def cmd_train(args, argv) -> int:
               f"{_percent(best[best_key]).strip()})")
         print(f"last epoch  test strict {_percent(last['test_strict']).strip()}, lenient "
               f"{_percent(last['test_lenient']).strip()}, no-spike {_percent(last['test_no_spike_rate']).strip()}")
+    if result.output_threshold_offset is not None:
+        print(f"output thr  {result.config.output_threshold} raised by "
+              f"{result.output_threshold_offset}, chosen on the validation split ({out / 'output_threshold.json'})")
     print(f"metrics     {out / 'metrics.json'}")
     print(f"next        bs4nn export --checkpoint {shlex.quote(str(result.checkpoint))} --out "
           f"{shlex.quote(str(out / 'model'))} --eval-dataset {config.dataset}")

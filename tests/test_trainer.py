@@ -460,3 +460,70 @@ def test_elastic_fields_are_seeded_smooth_displacements_the_warp_applies():
     want = np.zeros((6, 7, 9), np.int64)
     want[:, :5, 1:] = images.numpy()[:, 2:, :8]
     assert (out == 255 - want.reshape(6, -1)).all()
+
+
+def _independent_choice(raw_network, images, labels, search, limit):
+    """The output threshold offset as the spec says, computed on Network objects (not the model)."""
+    import dataclasses
+
+    from bs4nn.sw import scoring
+
+    rows = []
+    for offset in range(search + 1):
+        last = raw_network.layers[-1]
+        layer = dataclasses.replace(last, thresholds=np.minimum(last.thresholds + offset, last.signs.shape[0] + 1))
+        network = dataclasses.replace(raw_network, layers=(*raw_network.layers[:-1], layer))
+        scores = scoring.score(reference.run(network, images), labels)
+        rows.append((offset, scores.strict, scores.no_spike_rate))
+    allowed = [r for r in rows if r[2] <= limit] or rows[:1]
+    return max(allowed, key=lambda r: (r[1], -r[0]))[0], rows
+
+
+def test_output_threshold_choice_is_the_best_validation_score_under_the_no_spike_limit():
+    """choose_output_threshold against an independent scan over Network copies, at limits that bind and one
+    that does not; the model is left as it was."""
+    from bs4nn.sw import datasets
+
+    data = datasets.load("digits", "train")
+    model = random_model([64, 30, 10], "decision", seed=3, thresholds=(6.0,), output_threshold=3)
+    images, labels = data.images[:300], data.labels[:300]
+    before = model.thresholds(1).clone()
+    _, rows = _independent_choice(model.network((8, 8)), images, labels, 12, 1.0)
+    rates = sorted({r[2] for r in rows})
+    assert len(rates) > 2  # the offsets change the no-spike rate, so the limits below bind
+    for limit in (rates[0], rates[len(rates) // 2], 1.0):
+        want, _ = _independent_choice(model.network((8, 8)), images, labels, 12, limit)
+        got, got_rows = training.choose_output_threshold(model, images, labels, (8, 8), 12, limit)
+        assert got == want, (limit, rows)
+        assert [(r["offset"], r["strict"], r["no_spike_rate"]) for r in got_rows] == rows
+        assert torch.equal(model.thresholds(1), before)
+
+
+def test_chosen_output_threshold_is_exported_and_a_resumed_run_chooses_anew(tmp_path):
+    """The checkpoint keeps the best epoch as trained and the offset beside it; load_network and the artifact
+    carry threshold + offset; a resumed run scans from the trained threshold again (no offset on an offset)."""
+    from bs4nn.sw import datasets
+
+    config = tiny_config(output_threshold_search=8, max_no_spike=1.0, output_threshold=4)
+    result = train(config, tmp_path / "full", progress=False)
+    state = load_checkpoint(result.checkpoint)
+    base = int(state["best"]["model"]["output_threshold"])
+    assert base == result.config.output_threshold
+    chosen = state["best"]["output_threshold_offset"]
+    assert result.output_threshold_offset == chosen and chosen > 0  # (1 on this seed: a raised threshold is exported)
+    raw = build_model(result.config, 64, torch.Generator().manual_seed(0))
+    raw.load_state_dict(state["best"]["model"])
+    data = datasets.load("digits", "train")
+    _, val_idx = split_train_val(len(data.labels), config.val_fraction, config.seed)
+    want, _ = _independent_choice(raw.network((8, 8)), data.images[val_idx], data.labels[val_idx], 8, 1.0)
+    assert chosen == want
+    network, _ = load_network(result.checkpoint)
+    assert set(network.layers[-1].thresholds) == {min(base + chosen, 25)}
+    export_checkpoint(result.checkpoint, tmp_path / "model", command="test")
+    np.testing.assert_array_equal(read_artifact(tmp_path / "model").network.layers[-1].thresholds,
+                                  network.layers[-1].thresholds)
+    train(config, tmp_path / "split", progress=False, stop_after=2)
+    resumed = train(config, tmp_path / "split", resume=True, progress=False)
+    again = load_checkpoint(resumed.checkpoint)
+    assert int(again["best"]["model"]["output_threshold"]) == base
+    assert again["best"]["output_threshold_offset"] == chosen
