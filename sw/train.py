@@ -425,9 +425,14 @@ def model_from_state(state: dict, which: str = "best") -> tuple[BS4NN, TrainConf
 
 
 def raise_output_threshold(model: BS4NN, offset: int) -> None:
-    """The output layer's threshold + offset (at most n_in + 1), in place."""
+    """The output layer's threshold + offset, in place."""
+    set_output_threshold(model, int(model.output_threshold) + int(offset))
+
+
+def set_output_threshold(model: BS4NN, value: int) -> None:
+    """The output layer's threshold (clamped to 1 .. n_in + 1, as every threshold is), in place."""
     with torch.no_grad():
-        model.output_threshold.fill_(min(int(model.output_threshold) + int(offset), model.sizes[-2] + 1))
+        model.output_threshold.fill_(min(max(int(value), 1), model.sizes[-2] + 1))
     model.refresh_thresholds()
 
 
@@ -440,11 +445,11 @@ def choose_output_threshold(model: BS4NN, images: np.ndarray, labels: np.ndarray
     rows = []
     try:
         for offset in range(search + 1):
-            raise_output_threshold(model, offset - (int(model.output_threshold) - base))
+            set_output_threshold(model, base + offset)
             rows.append({"offset": offset, "output_threshold": int(model.output_threshold),
                          **evaluate(model, images, labels, input_shape)})
     finally:
-        raise_output_threshold(model, base - int(model.output_threshold))
+        set_output_threshold(model, base)
     allowed = [r for r in rows if r["no_spike_rate"] <= max_no_spike] or rows[:1]
     return max(allowed, key=lambda r: (r["strict"], -r["offset"]))["offset"], rows
 
