@@ -56,9 +56,7 @@ def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str):
     more than one chunk's bits or the flags. `chunk` is a power of two."""
     assert chunk >= 2 and chunk & (chunk - 1) == 0 and len(flags) == -(-len(bits) // chunk)
     local_width = chunk.bit_length() - 1
-    # the chunk one-hot and each bit's "a lower bit of its chunk is set" are kept as nets: without that the
-    # mapper folds the one-hot into a chain through the chunk's bits, 12 LUTs deep on the ECP5
-    chunk_onehot = lowest_one_hot(m, Cat(*flags), f"{name}_chunks", keep=True)
+    chunk_onehot = lowest_one_hot(m, Cat(*flags), f"{name}_chunks")
     found = any_set(m, flags, f"{name}_any")
     chunk_width = max(1, (len(flags) - 1).bit_length())
     chunk_index = any_set_words(m, [Mux(chunk_onehot[c], Const(c, chunk_width), Const(0, chunk_width))
@@ -68,7 +66,7 @@ def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str):
         part = bits[first:first + chunk]
         _, local, several = lowest_set_bit(m, part, f"{name}_c{c}", several=True)
         local_indices.append(Mux(chunk_onehot[c], _pad(local, local_width), Const(0, local_width)))
-        below = any_below(m, part, f"{name}_c{c}", keep=True)
+        below = any_below(m, part, f"{name}_c{c}")
         cleared += [bit & (~chunk_onehot[c] | keep) for bit, keep in zip(part, below)]
         flags_after.append(flags[c] & (~chunk_onehot[c] | several))
     index = Signal(local_width + chunk_width, name=f"{name}_index")
@@ -101,15 +99,15 @@ def at_least(m, bits: list, count: int, name: str) -> Signal:
     return result
 
 
-def lowest_one_hot(m, bits: Value, name: str, keep: bool = False) -> Signal:
+def lowest_one_hot(m, bits: Value, name: str) -> Signal:
     """`bits` with only its lowest set bit kept (a one-hot vector, or zero), bit i = bits[i] & no lower bit
     set; for the narrow words (16 bits) of the input stage's walk, where each output is one small function."""
-    result = Signal(len(bits), name=f"{name}_onehot", attrs={"keep": 1} if keep else {})
+    result = Signal(len(bits), name=f"{name}_onehot")
     m.d.comb += result.eq(Cat(bits[i] & ~bits[:i].any() if i else bits[0] for i in range(len(bits))))
     return result
 
 
-def any_below(m, bits: list, name: str, keep: bool = False) -> list:
+def any_below(m, bits: list, name: str) -> list:
     """Per position i, whether any of bits[0 .. i-1] is set (an exclusive prefix OR), as a Sklansky network
     of signals (log2(width) levels of 2-input ORs); `bits[i] & any_below[i]` clears the lowest set bit."""
     prefix = list(bits)  # inclusive prefix ORs, built in place
@@ -122,10 +120,6 @@ def any_below(m, bits: list, name: str, keep: bool = False) -> list:
                 m.d.comb += node.eq(prefix[i] | prefix[i // span * span - 1])
                 nxt[i] = node
         prefix, span = nxt, span * 2
-    if keep:  # each output a net of its own (see chunked_lowest)
-        kept = [Signal(name=f"{name}_below{i}", attrs={"keep": 1}) for i in range(1, len(prefix))]
-        m.d.comb += [k.eq(p) for k, p in zip(kept, prefix[:-1])]
-        return [Const(0, 1)] + kept
     return [Const(0, 1)] + prefix[:-1]
 
 
