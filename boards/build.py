@@ -106,7 +106,10 @@ def build(board: str, model_dir, out_dir, lanes=None, mode: str = "early", baud:
             if estimate:
                 summary["estimate"] = xilinx_estimate(out_dir, platform.device.lower(), env)
     else:
-        for seed in PLACEMENT_SEEDS:
+        for attempt, seed in enumerate(PLACEMENT_SEEDS):
+            if attempt:  # an Amaranth platform prepares one design once: a new platform and top for each try
+                platform, _ = platform_for(board)
+                top = BoardTop(config, artifact.model_id, baud)
             try:
                 with environment(env):
                     platform.build(top, name=NAME, build_dir=str(out_dir), do_program=False,

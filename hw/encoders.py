@@ -1,12 +1,8 @@
 """Combinational helpers: a tree priority encoder (lowest set bit) with logarithmic depth, its two-level
-form over chunks with registered flags, OR trees, a one-hot lowest bit, popcounts, a multiplexer tree and
-the best of (valid, potential, index) candidates."""
+form over chunks with registered flags, OR trees, a one-hot lowest bit, popcounts and a multiplexer tree."""
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value
-
-ALL_PAIRS = 5  # best_candidate compares up to this many candidates all pairs at once (10 comparators)
-ALL_PAIRS_GROUP = 4  # more candidates: groups of this many, then the groups' winners
 
 
 def _pad(value: Value, width: int) -> Value:
@@ -178,34 +174,3 @@ def select(m, values: list, index: Value, name: str) -> Value:
             nxt.append(level[-1])
         level, bit = nxt, bit + 1
     return level[0]
-
-
-def best_candidate(m, candidates: list, name: str):
-    """The best of (valid, potential, index) candidates in index order: the highest potential, a tie to the
-    earlier one. Every pair is compared at once, so one comparator sits between the inputs and the result:
-    candidate i wins when it is valid and beats every valid earlier one strictly and every later one or
-    ties it; the winner's fields leave through a one-hot AND-OR. More than ALL_PAIRS candidates: a tree of
-    such nodes."""
-    if len(candidates) == 1:
-        return candidates[0]
-    if len(candidates) > ALL_PAIRS:  # a tree of all-pairs nodes, in index order
-        groups = [candidates[i:i + ALL_PAIRS_GROUP] for i in range(0, len(candidates), ALL_PAIRS_GROUP)]
-        return best_candidate(m, [best_candidate(m, group, f"{name}_g{k}") for k, group in enumerate(groups)], f"{name}_t")
-    keeps = {}  # (i, j), i < j: the earlier one stays ahead of the later one (one comparator per pair)
-    for i in range(len(candidates)):
-        for j in range(i + 1, len(candidates)):
-            keeps[i, j] = Signal(name=f"{name}_keep{i}_{j}")
-            m.d.comb += keeps[i, j].eq(candidates[i][1] >= candidates[j][1])
-    wins = []
-    for i, (iv, _, _) in enumerate(candidates):
-        beats = [~candidates[j][0] | (~keeps[j, i] if j < i else keeps[i, j])
-                 for j in range(len(candidates)) if j != i]
-        win = Signal(name=f"{name}_win{i}")
-        m.d.comb += win.eq(iv & Cat(*beats).all())
-        wins.append(win)
-    valid, value, index = Signal(name=f"{name}_valid"), Signal.like(candidates[0][1], name=f"{name}_v"), \
-        Signal.like(candidates[0][2], name=f"{name}_index")
-    m.d.comb += [valid.eq(Cat(*(c[0] for c in candidates)).any()),
-                 value.eq(any_set_words(m, [Mux(w, c[1], 0) for w, c in zip(wins, candidates)], f"{name}_v_or")),
-                 index.eq(any_set_words(m, [Mux(w, c[2], 0) for w, c in zip(wins, candidates)], f"{name}_i_or"))]
-    return valid, value, index

@@ -24,11 +24,11 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import LayerConfig, index_width, potential_width, rom_in_block_ram, spike_queue_entries
-from .encoders import any_set, at_least, best_candidate, chunked_lowest, popcount, select
+from .encoders import any_set, at_least, chunked_lowest, popcount, select
 from .skid import SkidBuffer
 
 
-LANE_BLOCK = 4  # output lanes whose best candidate stage C picks (all pairs compared at once)
+LANE_BLOCK = 4  # output lanes whose best candidate stage C picks (two levels of comparisons)
 EMIT_CHUNK = 16  # neurons of a bank per chunk of the emitter's two-level search (a power of two)
 
 
@@ -58,6 +58,26 @@ def lane_thresholds(thresholds: np.ndarray, n_in: int, lanes: int) -> np.ndarray
     padded = np.full(groups * lanes, n_in + 1, dtype=np.int64)
     padded[: len(thresholds)] = thresholds
     return padded.reshape(groups, lanes)
+
+
+def _tournament(m, candidates, name):
+    """The best of (valid, potential, index) candidates in index order as a balanced tree, lower indices
+    on the left: the right one wins only with a strictly higher potential, so ties keep the lowest index."""
+    level = 0
+    while len(candidates) > 1:
+        merged = []
+        for i in range(0, len(candidates) - 1, 2):
+            (lv, lval, lidx), (rv, rval, ridx) = candidates[i], candidates[i + 1]
+            tag = f"l{level}_{i // 2}"
+            node = Signal(name=f"{name}_valid_{tag}"), Signal.like(lval, name=f"{name}_v_{tag}"), \
+                Signal.like(lidx, name=f"{name}_index_{tag}")
+            right = rv & (~lv | (rval > lval))
+            m.d.comb += [node[0].eq(lv | rv), node[1].eq(Mux(right, rval, lval)), node[2].eq(Mux(right, ridx, lidx))]
+            merged.append(node)
+        if len(candidates) % 2:
+            merged.append(candidates[-1])
+        candidates, level = merged, level + 1
+    return candidates[0]
 
 
 class LayerUnit(wiring.Component):
@@ -289,8 +309,7 @@ class LayerUnit(wiring.Component):
             # stage C (registered): each lane's candidate of the group stage B handled: at the close of a
             # bin, the lanes that fired with V(b) (crossing is checked at bin ends only); in the fallback,
             # every real neuron with V(255). Stage C picks the best of each LANE_BLOCK lanes, stage D (also
-            # registered) merges those and the best so far, each comparing all pairs at once, so no cycle holds
-            # more than one comparator in series (up to 16 output lanes)
+            # registered) merges those and the best so far, so no cycle holds more than two comparisons
             c_merge, c_close, c_bin = Signal(name="c_merge"), Signal(name="c_close"), Signal(8, name="c_bin")
             c_base = Signal.like(best_index, name="c_base")
             d_merge, d_close, d_bin = Signal(name="d_merge"), Signal(name="d_close"), Signal(8, name="d_bin")
@@ -311,12 +330,12 @@ class LayerUnit(wiring.Component):
                 leaves.append(leaf)
             blocks = []
             for k, first in enumerate(range(0, lanes, LANE_BLOCK)):
-                best_of = best_candidate(m, leaves[first:first + LANE_BLOCK], f"cand_c{k}")
+                best_of = _tournament(m, leaves[first:first + LANE_BLOCK], f"cand_c{k}")
                 node = Signal(name=f"d_valid{k}"), Signal(signed(width), name=f"d_v{k}"), \
                     Signal.like(best_index, name=f"d_index{k}")
                 m.d.sync += [node[0].eq(best_of[0]), node[1].eq(best_of[1]), node[2].eq(best_of[2])]
                 blocks.append(node)
-            cand = best_candidate(m, [(best_valid, best_v, best_index)] + blocks, "cand_d")
+            cand = _tournament(m, [(best_valid, best_v, best_index)] + blocks, "cand_d")
             with m.If(d_merge):
                 m.d.sync += [best_valid.eq(cand[0]), best_v.eq(cand[1]), best_index.eq(cand[2])]
             # the decision: two cycles after stage B closed the first bin with an output spike

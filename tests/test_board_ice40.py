@@ -84,6 +84,8 @@ def test_a_placement_that_fails_to_legalise_is_tried_again_with_the_next_seed(tm
                        "design is probably at utilisation limit.\n"}
 
     def flaky_build(self, top, name, build_dir, do_program=False, nextpnr_opts=""):
+        assert not getattr(self, "tried", False), "a platform builds once (amaranth asserts not _prepared)"
+        self.tried = True
         seeds.append(nextpnr_opts)
         report = "Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    4640/   5280    87%\n"
         if len(seeds) < 2:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from amaranth_harness import simulate
 from bs4nn.export.artifact import encode_hex
 from bs4nn.hw.config import CoreConfig
-from bs4nn.hw.encoders import at_least, best_candidate, lowest_set_bit
+from bs4nn.hw.encoders import at_least, lowest_set_bit
 from bs4nn.hw.input_stage import InputStage
 from bs4nn.hw.layer import rom_words
 from bs4nn.sim.scoreboard import ImageOutcome, Scoreboard
@@ -66,35 +66,6 @@ def test_at_least_counts_set_bits(width, count):
     sim.add_testbench(bench)
     sim.run()
     assert len(checked) == 1 << width
-
-
-@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 6, 9, 13])
-def test_best_candidate_takes_the_highest_potential_and_the_earliest_of_a_tie(count):
-    """best_candidate (the output layer's stages C and D; a tree past 5 candidates) against a Python
-    max over random potentials drawn from a narrow range (ties are common) with random valid bits."""
-    m = Module()
-    cands = [(Signal(name=f"valid{i}"), Signal(signed(5), name=f"v{i}"), Signal(4, name=f"index{i}"))
-             for i in range(count)]
-    valid, value, index = best_candidate(m, cands, "t")
-    rng = np.random.default_rng(count)
-    cases = [(rng.random(count) < 0.7, rng.integers(-3, 3, count)) for _ in range(300)]
-    checked = []
-
-    async def bench(ctx):
-        for valids, values in cases:
-            for i, (v, p, x) in enumerate(cands):
-                ctx.set(v, int(valids[i])), ctx.set(p, int(values[i])), ctx.set(x, (7 * i + 3) % 16)
-            live = [i for i in range(count) if valids[i]]
-            assert ctx.get(valid) == bool(live)
-            if live:
-                best = max(live, key=lambda i: (values[i], -i))  # highest potential, then the earliest
-                assert (ctx.get(value), ctx.get(index)) == (values[best], (7 * best + 3) % 16), (valids, values)
-            checked.append(1)
-
-    sim = Simulator(m)
-    sim.add_testbench(bench)
-    sim.run()
-    assert len(checked) == len(cases)
 
 
 def test_rom_words_with_all_lanes_are_the_artifact_rows():
