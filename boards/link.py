@@ -4,6 +4,8 @@ a frame that stops arriving for `timeout` cycles is answered as truncated, so no
 """
 from __future__ import annotations
 
+import binascii
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -15,20 +17,14 @@ from bs4nn.sw import link_protocol as lp
 REPLY_BYTES = 11  # the longest answer payload (CLASSIFY_REPLY)
 
 
-def _crc16_step(value: int) -> int:
-    """One byte's 8 shift steps of CRC-16/CCITT-FALSE on crc ^ (byte << 8), as integers."""
-    for _ in range(8):
-        value = ((value << 1) ^ 0x1021 if value & 0x8000 else value << 1) & 0xFFFF
-    return value
-
-
 def crc16_byte(m, crc, byte, name: str):
     """CRC-16/CCITT-FALSE of one more byte, MSB first. The update is linear over GF(2) in the 16 CRC bits
-    and the 8 data bits, so each output bit is the XOR of a fixed set of them (taps found by running the
-    8 shift steps on each input bit alone): two LUT levels, not a chain of 8 conditional XORs."""
+    and the 8 data bits, so each output bit is the XOR of a fixed set of them (taps: binascii's CRC, the
+    host's crc16, of each input bit alone): two LUT levels, not a chain of 8 conditional XORs."""
     inputs = [crc[i] for i in range(16)] + [byte[i] for i in range(8)]
-    # input bit k alone: a CRC bit i, or data bit i, which enters as crc bit i + 8
-    columns = [_crc16_step(1 << k) for k in range(16)] + [_crc16_step(1 << (i + 8)) for i in range(8)]
+    # input bit k alone: CRC bit k with a zero byte, or data bit i with a zero CRC
+    columns = ([binascii.crc_hqx(b"\x00", 1 << k) for k in range(16)]
+               + [binascii.crc_hqx(bytes([1 << i]), 0) for i in range(8)])
     value = Signal(16, name=f"{name}_next")
     m.d.comb += value.eq(Cat(*(Cat(*(bit for bit, column in zip(inputs, columns) if column >> j & 1)).xor()
                                for j in range(16))))

@@ -519,6 +519,11 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
     train_idx, val_idx = split_train_val(len(train_set.labels), config.val_fraction, config.seed)
     images = torch.from_numpy(train_set.images[train_idx])
     labels = torch.from_numpy(train_set.labels[train_idx].astype(np.int64))
+
+    def save(epochs_done: int) -> None:  # the checkpoint as the run stands (best, step: their current values)
+        save_checkpoint({**_state(model, optimizer, generator, epochs_done, config, history, best, command, averaged),
+                         "step": step, "commit": commit}, ckpt_path)
+
     for epoch in range(start, min(config.epochs, stop_after or config.epochs)):
         lr = learning_rate(config, epoch)
         optimizer.param_groups[0]["lr"] = lr
@@ -560,17 +565,18 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
             tqdm.write(f"epoch {epoch + 1}: loss {entry['loss']:.4f}  val strict {entry.get('val_strict', float('nan')):.4f}"
                        f"  test strict {entry['test_strict']:.4f}  no-spike {entry['test_no_spike_rate']:.4f}"
                        f"  median t* {entry['test_median_first_spike_bin']:.0f}  {entry['samples_per_s']:.0f} samples/s")
-        save_checkpoint({**_state(model, optimizer, generator, epoch + 1, config, history, best, command, averaged),
-                         "step": step, "commit": commit}, ckpt_path)
+        save(epoch + 1)
         _write_json(out_dir / "metrics.json", history)
         plot_accuracy(history, out_dir / "accuracy.png", title=f"BS4NN {config.dataset} {'-'.join(map(str, [n_in, *config.hidden, 10]))}")
         if stop_when is not None and stop_when(entry):
             break
-    if best.get("model") is not None and config.rule == "decision" and config.output_threshold_search and len(val_idx):
-        # the output threshold is chosen on the validation split, as the epoch is (never on the test set); the
-        # best epoch's snapshot stays as trained and the offset is stored beside it (a resumed run chooses anew)
+    best_model = None
+    if best.get("model") is not None:
         best_model = build_model(config, n_in, torch.Generator().manual_seed(0))
         best_model.load_state_dict(best["model"])
+    if best_model is not None and config.rule == "decision" and config.output_threshold_search and len(val_idx):
+        # the output threshold is chosen on the validation split, as the epoch is (never on the test set); the
+        # best epoch's snapshot stays as trained and the offset is stored beside it (a resumed run chooses anew)
         offset, rows = choose_output_threshold(best_model, train_set.images[val_idx], train_set.labels[val_idx],
                                                input_shape, config.output_threshold_search, config.max_no_spike)
         best = {**best, "output_threshold_offset": offset}
@@ -579,13 +585,10 @@ def train(config: TrainConfig, out_dir, data_dir=None, resume: bool = False, pro
                      "validation": rows})
         if progress:
             tqdm.write(f"output threshold {rows[0]['output_threshold']} + {offset} (validation strict "
-                       f"{rows[0]['strict']:.4f} -> {rows[offset]['strict']:.4f}, no-spike {rows[offset]['no_spike_rate']:.4f})")
-        trained = history[-1]["epoch"] if history else start  # the epochs the checkpoint holds
-        save_checkpoint({**_state(model, optimizer, generator, trained, config, history, best, command, averaged),
-                         "step": step, "commit": commit}, ckpt_path)
-    if best.get("model") is not None and len(test_set.labels):
-        best_model = build_model(config, n_in, torch.Generator().manual_seed(0))
-        best_model.load_state_dict(best["model"])
+                       f"{rows[0]['strict']:.4f} -> {rows[offset]['strict']:.4f}, "
+                       f"no-spike {rows[offset]['no_spike_rate']:.4f})")
+        save(history[-1]["epoch"] if history else start)
+    if best_model is not None and len(test_set.labels):
         if best.get("output_threshold_offset"):
             raise_output_threshold(best_model, best["output_threshold_offset"])
         write_run_plots(best_model.network(input_shape), test_set.images, test_set.labels, out_dir,
