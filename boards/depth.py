@@ -6,10 +6,16 @@ and DSP outputs, distributed-RAM outputs fed by write-side pins only, constants 
 a path ends at any input of a sequential cell (or a RAM's write side). Each LUT, distributed-RAM read
 (address to data), MUXF7/MUXF8 and CARRY4 on a path is one level, the way Vivado counts logic levels;
 `lut_levels` counts the LUTs and RAM reads only.
+
+`groups_over` maps what stands between a netlist and a depth aim: the registers whose deepest input
+path has more LUT levels than the aim, grouped by name with the numbers taken out (600 lanes' registers
+are one group), deepest first.
 """
 from __future__ import annotations
 
 import json
+import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +43,9 @@ class Depth:
     lut_levels: int  # LUTs and distributed-RAM reads on the path with the most of them
     path: list[str] = field(default_factory=list)  # nets along the deepest path (by levels), start first
     ends_at: list[str] = field(default_factory=list)  # the registers it ends at, by their output nets
+    # every register signal (flip-flops, or a RAM's write side), by its output net: the LUT levels of the
+    # deepest path into any of its bits
+    endpoint_lut_levels: dict[str, int] = field(default_factory=dict)
 
 
 def logic_depth(netlist: dict, top: str) -> Depth:
@@ -100,17 +109,35 @@ def logic_depth(netlist: dict, top: str) -> Depth:
         path.append(names.get(bit, f"<bit {bit}>"))
         bit = arrival[bit][2]
     ends_at = []  # the cells where the path's last bit ends (a sequential input, a RAM's write side), by output
+    endpoint_lut_levels: dict[str, int] = {}
     for name, cell in module["cells"].items():
         kind = _cell_kind(cell["type"])
         if kind not in ("sequential", "lutram"):
             continue
         directions, connections = cell.get("port_directions", {}), cell["connections"]
-        if any(end in bits for port, bits in connections.items() if directions.get(port) == "input"
-               and not (kind == "lutram" and port.startswith(_RAM_READ_INPUTS))):
-            outputs = [b for port, bits in connections.items() if directions.get(port) == "output"
-                       for b in bits if isinstance(b, int)]
-            ends_at.append(names.get(outputs[0], f"<bit {outputs[0]}>") if outputs else name)
-    return Depth(arrival[end][0], max(a[1] for a in arrival.values()), path[::-1], sorted(set(ends_at)))
+        inputs = [b for port, bits in connections.items() if directions.get(port) == "input"
+                  and not (kind == "lutram" and port.startswith(_RAM_READ_INPUTS)) for b in bits if isinstance(b, int)]
+        outputs = [b for port, bits in connections.items() if directions.get(port) == "output"
+                   for b in bits if isinstance(b, int)]
+        label = names.get(outputs[0], f"<bit {outputs[0]}>") if outputs else name
+        levels = max([arrival.get(b, (0, 0, None))[1] for b in inputs], default=0)
+        endpoint_lut_levels[label] = max(levels, endpoint_lut_levels.get(label, 0))  # a signal's bits: its deepest
+        if end in inputs:
+            ends_at.append(label)
+    return Depth(arrival[end][0], max(a[1] for a in arrival.values()), path[::-1], sorted(set(ends_at)),
+                 endpoint_lut_levels)
+
+
+def groups_over(endpoint_lut_levels: dict[str, int], aim: int) -> list[dict]:
+    """The registers deeper than `aim` LUT levels, grouped by name with every number replaced by '#':
+    [{"registers": pattern, "lut_levels": deepest, "count": how many}], deepest first, then most."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for label, levels in endpoint_lut_levels.items():
+        if levels > aim:
+            groups[re.sub(r"\d+", "#", label)].append(levels)
+    rows = [{"registers": pattern, "lut_levels": max(levels), "count": len(levels)}
+            for pattern, levels in groups.items()]
+    return sorted(rows, key=lambda row: (-row["lut_levels"], -row["count"], row["registers"]))
 
 
 def netlist_depth(json_path: Path, top: str) -> Depth:

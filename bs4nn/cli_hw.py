@@ -287,6 +287,11 @@ def cmd_bitstream(args, argv) -> int:
             print(f"           {key:<7} {value:>8g}" + (f"  {percent:5.1f} %" if percent is not None else ""))
         print(f"           depth   {estimate['logic_levels']} logic levels between registers "
               f"({estimate['lut_levels']} LUT levels; LUT, LUTRAM read, MUXF and CARRY4 each count one)")
+        over = estimate["over_aim"]
+        print(f"           {sum(row['count'] for row in over)} register signals over {estimate['lut_level_aim']} "
+              f"LUT levels, in {len(over)} groups" + (", deepest:" if over else ""))
+        for row in over[:8]:
+            print(f"             {row['lut_levels']:>2} LUT levels  {row['count']:>4} x {row['registers']}")
     if summary.get("fmax_mhz") is not None:
         print(f"fmax       {summary['fmax_mhz']:.2f} MHz (nextpnr), board clock {summary['clock_hz'] / 1e6:g} MHz")
     print(f"summary    {args.out}/build_summary.json")

@@ -55,6 +55,10 @@ def test_yosys_synthesises_the_verilog_of_the_tree(arty_tree):
     estimate = arty_tree["estimate"]
     assert estimate["part"] == "xc7a35t" and estimate["use"]["LUT"] > 50 and estimate["use"]["FF"] > 50
     assert 0 < estimate["percent"]["LUT"] < 100 and estimate["logic_levels"] >= estimate["lut_levels"] >= 2
+    # the registers over the depth aim: grouped, each group deeper than the aim, the deepest among them
+    over = estimate["over_aim"]
+    assert estimate["lut_level_aim"] == 6 and all(row["lut_levels"] > 6 and row["count"] >= 1 for row in over)
+    assert all(row["lut_levels"] <= estimate["lut_levels"] for row in over)
 
 
 def test_sweep_writes_one_row_per_point_with_the_cycle_models_cycles(tmp_path):

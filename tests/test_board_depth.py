@@ -1,5 +1,5 @@
 """The register-to-register logic-level walk over a synthesised netlist (boards/depth.py)."""
-from bs4nn.boards.depth import logic_depth
+from bs4nn.boards.depth import groups_over, logic_depth
 
 PROVENANCE = {"spec": "logic levels as Vivado counts them; distributed RAM is read asynchronously only from its address",
               "oracle": "hand-built netlists whose deepest path is known by construction"}
@@ -63,3 +63,33 @@ def test_distributed_ram_is_one_level_from_its_address_not_from_its_write_data()
 def test_a_combinational_loop_does_not_hang():
     cells = {"a": cell("LUT1", {"I0": [2]}, {"O": [1]}), "b": cell("LUT1", {"I0": [1]}, {"O": [2]})}
     assert logic_depth(netlist(cells), "top").levels in (1, 2)
+
+
+
+def named(cells, names: dict):
+    net = netlist(cells)
+    net["modules"]["top"]["netnames"] = {name: {"bits": bits} for name, bits in names.items()}
+    return net
+
+
+def test_each_register_signal_gets_its_deepest_input_and_groups_over_the_aim_merge_numbered_names():
+    cells = {}
+    for lane, n_luts in enumerate((7, 3, 9)):  # lane0 .. lane2: 7, 3 and 9 LUTs into their flip-flops
+        chain_cells, last = chain(n_luts, start_bit=100 * (lane + 1))
+        cells |= chain_cells
+        cells[f"ff_lane{lane}"] = cell("FDRE", {"D": [last], "C": [1]}, {"Q": [1000 + lane]})
+    # a two-bit register whose bit 1 is 8 LUTs deep and bit 0 is 1 LUT deep: the signal counts as 8
+    deep, deep_out = chain(8, start_bit=500)
+    shallow, shallow_out = chain(1, start_bit=600)
+    cells |= deep | shallow
+    cells["state_b1"] = cell("FDRE", {"D": [deep_out], "C": [1]}, {"Q": [2001]})  # the deep bit first: a
+    cells["state_b0"] = cell("FDRE", {"D": [shallow_out], "C": [1]}, {"Q": [2000]})  # later one must not win
+    names = {**{f"core.lane{lane}": [1000 + lane] for lane in range(3)}, "core.fsm_state": [2000, 2001]}
+    depth = logic_depth(named(cells, names), "top")
+    assert depth.endpoint_lut_levels["core.lane0"] == 7 and depth.endpoint_lut_levels["core.lane1"] == 3
+    assert depth.endpoint_lut_levels["core.lane2"] == 9 and depth.endpoint_lut_levels["core.fsm_state"] == 8
+    assert groups_over(depth.endpoint_lut_levels, 6) == [  # deepest first; lane1 (3 levels) is within the aim
+        {"registers": "core.lane#", "lut_levels": 9, "count": 2},
+        {"registers": "core.fsm_state", "lut_levels": 8, "count": 1},
+    ]
+    assert groups_over(depth.endpoint_lut_levels, 9) == []

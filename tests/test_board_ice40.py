@@ -15,7 +15,7 @@ PROVENANCE = {"flow": "bs4nn train -> export -> bitstream --board icebreaker",
 @pytest.fixture(scope="module")
 def icebreaker_build(tmp_path_factory):
     root = tmp_path_factory.mktemp("ice40")
-    assert main(["train", "--dataset", "digits", "--hidden", "32", "--epochs", "3", "--seed", "0",
+    assert main(["train", "--dataset", "digits", "--hidden", "16", "--epochs", "3", "--seed", "0",
                  "--out", str(root / "run"), "--quiet"]) == 0
     assert main(["export", "--checkpoint", str(root / "run" / "checkpoint.pt"), "--out", str(root / "model")]) == 0
     assert main(["bitstream", "--board", "icebreaker", "--model", str(root / "model"),
@@ -26,7 +26,7 @@ def icebreaker_build(tmp_path_factory):
 def test_the_bitstream_is_written_and_names_the_model(icebreaker_build):
     summary = json.loads((icebreaker_build / "build" / "build_summary.json").read_text())
     model = json.loads((icebreaker_build / "model" / "manifest.json").read_text())
-    assert summary["board"] == "icebreaker" and summary["sizes"] == [64, 32, 10]
+    assert summary["board"] == "icebreaker" and summary["sizes"] == [64, 16, 10]
     assert summary["model_id"] == model["model_id"]
     bitstream = icebreaker_build / "build" / "bs4nn.bin"
     assert summary["bitstream"] and bitstream.stat().st_size > 100_000  # an UP5K image is ~104 kB
