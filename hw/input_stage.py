@@ -131,6 +131,12 @@ class InputStage(wiring.Component):
             m.d.sync += [slot_valid[s].eq(valid), slot_group[s].eq(group)]
             m.d.sync += [w.eq(v) for w, v in zip(slot_words[s], words)]
 
+        # the heads are read and written at one address (the pixel's bin while pixels arrive, the walk's bin
+        # after), so the read and the write map onto one block-RAM port, whose read-before-write mode gives
+        # the old entry without logic around the RAM; only pixels write
+        head_addr = Signal(8)
+        for head_read, head_write in heads:
+            m.d.comb += [head_read.addr.eq(head_addr), head_write.addr.eq(head_addr)]
         # a pixel's link is written the cycle after it was taken, from the head entry it replaced
         for j in range(banks):
             (head_read, _), (_, link_write) = heads[j], links[j]
@@ -144,12 +150,11 @@ class InputStage(wiring.Component):
         with m.FSM():
             with m.State("INGEST"):
                 m.d.comb += self.pixels.ready.eq(1)
-                for head_read, _ in heads:
-                    m.d.comb += head_read.addr.eq(bin_in)
+                m.d.comb += head_addr.eq(bin_in)
                 with m.If(self.pixels.valid):
                     for j, (_, head_write) in enumerate(heads):
                         with m.If(bank == j):
-                            m.d.comb += [head_write.addr.eq(bin_in), head_write.en.eq(1),
+                            m.d.comb += [head_write.en.eq(1),
                                          head_write.data.index.eq(row),
                                          head_write.data.has_next.eq(bitmaps[j].bit_select(bin_in, 1))]
                             m.d.sync += [bitmaps[j].bit_select(bin_in, 1).eq(1), link_pending[j].eq(1)]
@@ -181,7 +186,7 @@ class InputStage(wiring.Component):
                         m.d.comb += bank_offer.eq(link_read.data)
                     with m.Else():
                         m.d.comb += bank_offer.eq(head_read.data)
-                    m.d.comb += [head_read.addr.eq(low_bin), head_read.en.eq(0),
+                    m.d.comb += [head_addr.eq(low_bin), head_read.en.eq(0),
                                  link_read.addr.eq(bank_offer.index), link_read.en.eq(0)]
                     offered.append(bank_offer)
                 more = Signal()  # some bank holds another event of this bin
