@@ -173,13 +173,32 @@ def xilinx_estimate(out_dir: Path, device: str, env: dict) -> dict:
 
 
 def nextpnr_report(out_dir: Path) -> dict:
-    """Utilisation and Fmax from nextpnr's log in `out_dir`."""
-    logs = sorted(out_dir.glob("*.tim")) + sorted(out_dir.glob("*.log"))
-    text = "\n".join(p.read_text(errors="replace") for p in logs)
+    """Utilisation, Fmax and the critical path from nextpnr's log in `out_dir`."""
+    log = Path(out_dir) / f"{NAME}.tim"
+    text = log.read_text(errors="replace") if log.exists() else ""
     fmax = [float(x) for x in re.findall(r"Max frequency for clock[^:]*: ([0-9.]+) MHz", text)]
     use = {m.group(1): (int(m.group(2)), int(m.group(3)))
            for m in re.finditer(r"^\s*Info:\s+(\w+):\s+(\d+)/\s*(\d+)", text, re.M)}
-    return {"fmax_mhz": fmax[-1] if fmax else None, "utilisation": use}
+    return {"fmax_mhz": fmax[-1] if fmax else None, "utilisation": use, "critical_path": critical_path(text)}
+
+
+def critical_path(log_text: str) -> dict | None:
+    """The last clock-to-clock critical path nextpnr reported: the cell it starts from, the cell it ends
+    at, its delay and how much of it is logic and how much routing (ns); None without such a report."""
+    starts = [m.end() for m in re.finditer(r"Critical path report for clock '[^']*' \(\w+ -> \w+\):", log_text)]
+    if not starts:
+        return None
+    block = log_text[starts[-1]:]
+    split = re.search(r"([0-9.]+) ns logic, ([0-9.]+) ns routing", block)
+    if split is None:
+        return None
+    block = block[:split.start()]
+    steps = re.findall(r"^Info:\s+[\w-]+\s+[0-9.]+\s+([0-9.]+)\s+Source\s+(\S+)", block, re.M)
+    sinks = re.findall(r"^Info:\s+Sink\s+(\S+)", block, re.M)
+    if not steps:
+        return None
+    return {"from": steps[0][1], "to": sinks[-1] if sinks else steps[-1][1], "ns": float(steps[-1][0]),
+            "logic_ns": float(split.group(1)), "routing_ns": float(split.group(2))}
 
 
 def board_pins(platform) -> set[str]:

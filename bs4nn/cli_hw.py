@@ -294,6 +294,10 @@ def cmd_bitstream(args, argv) -> int:
             print(f"             {row['lut_levels']:>2} LUT levels  {row['count']:>4} x {row['registers']}")
     if summary.get("fmax_mhz") is not None:
         print(f"fmax       {summary['fmax_mhz']:.2f} MHz (nextpnr), board clock {summary['clock_hz'] / 1e6:g} MHz")
+    path = summary.get("critical_path")
+    if path:
+        print(f"critical   {path['ns']:.2f} ns ({path['logic_ns']:.2f} logic, {path['routing_ns']:.2f} routing): "
+              f"{path['from']} -> {path['to']}")
     print(f"summary    {args.out}/build_summary.json")
     return 0
 

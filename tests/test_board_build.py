@@ -91,3 +91,41 @@ def test_sweep_writes_one_row_per_point_with_the_cycle_models_cycles(tmp_path):
     assert [t["events"] for t in table] == ["1,1", "4,6"] and float(table[1]["cycles_mean"]) == rows[1]["cycles_mean"]
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text()) == rows
     assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+NEXTPNR_LOG = """Info: Max frequency for clock '$glbnet$clk': 50.00 MHz (PASS at 25.00 MHz)
+Info: Critical path report for clock '$glbnet$clk' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source core.a_TRELLIS_FF_Q.Q
+Info:    routing  1.00  1.52 Net core.a (1,1) -> (2,2)
+Info:                          Sink core.b_LUT4_Z.A
+Info:      logic  0.24  1.76 Source core.b_LUT4_Z.F
+Info:    routing  2.00  3.76 Net core.b (2,2) -> (9,9)
+Info:                          Sink core.c_TRELLIS_FF_Q.DI
+Info:      setup  0.10  3.86 Source core.c_TRELLIS_FF_Q.DI
+Info: 0.86 ns logic, 3.00 ns routing
+
+Info: Critical path report for cross-domain path '<async>' -> 'posedge $glbnet$clk':
+Info:       type curr  total name
+Info:   clk-to-q  0.00  0.00 Source rx_io.O
+Info:    routing  1.60  1.60 Net rx (0,0) -> (1,1)
+Info:                          Sink core.rx_TRELLIS_FF_Q.M
+Info: 0.00 ns logic, 1.60 ns routing
+
+Info: Max frequency for clock '$glbnet$clk': 259.07 MHz (PASS at 25.00 MHz)
+"""
+
+
+def test_the_critical_path_is_the_clocks_not_a_cross_domain_one(tmp_path):
+    """nextpnr's log as it writes it: the per-clock report (start cell, end cell, delay, logic and routing)
+    is read, the cross-domain reports after it are not; a log without a report has no critical path."""
+    from bs4nn.boards.build import critical_path, nextpnr_report
+
+    assert critical_path(NEXTPNR_LOG) == {"from": "core.a_TRELLIS_FF_Q.Q", "to": "core.c_TRELLIS_FF_Q.DI",
+                                          "ns": 3.86, "logic_ns": 0.86, "routing_ns": 3.0}
+    (tmp_path / f"{NAME}.tim").write_text(NEXTPNR_LOG)
+    (tmp_path / "seed2.tim").write_text("Info: Max frequency for clock 'x': 1.00 MHz (PASS at 1.00 MHz)\n")
+    report = nextpnr_report(tmp_path)
+    assert report["fmax_mhz"] == 259.07  # the build's own log, its last (post-route) figure
+    assert report["critical_path"]["ns"] == 3.86
+    assert critical_path("Info: Max frequency for clock 'x': 9.00 MHz\n") is None

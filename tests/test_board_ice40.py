@@ -39,6 +39,11 @@ def test_the_design_fits_the_up5k_and_meets_its_12_mhz_clock(icebreaker_build):
     assert summary["utilisation"]["ICESTORM_RAM"][0] >= 2  # the input stage's lists are in block RAM
     assert summary["clock_hz"] == 12e6 and summary["fmax_mhz"] >= 12.0
     assert summary["placement_seed"] in (1, 2, 3)  # the nextpnr seed that placed it (boards/build.py)
+    # the critical path read from the same log: Fmax is one over its delay, and it is logic plus routing
+    path = summary["critical_path"]
+    assert path["from"] and path["to"] and path["ns"] > 0
+    assert summary["fmax_mhz"] == pytest.approx(1000 / path["ns"], rel=1e-3)
+    assert path["ns"] == pytest.approx(path["logic_ns"] + path["routing_ns"], abs=0.02)
 
 
 def test_a_design_too_big_for_the_device_is_named_as_such(tmp_path, monkeypatch):
