@@ -50,10 +50,15 @@ class BuildError(RuntimeError):
     pass
 
 
+def _nextpnr_log(out_dir: Path) -> str:
+    """The build's own nextpnr log (`--log bs4nn.tim` in the build script); empty before nextpnr ran."""
+    log = Path(out_dir) / f"{NAME}.tim"
+    return log.read_text(errors="replace") if log.exists() else ""
+
+
 def _placement_failed(out_dir: Path) -> bool:
     """Whether nextpnr's log says the placer could not legalise (rather than some other failure)."""
-    log = Path(out_dir) / f"{NAME}.tim"
-    text = log.read_text(errors="replace") if log.exists() else ""
+    text = _nextpnr_log(out_dir)
     return "Unable to find legal placement" in text or "failed to place" in text
 
 
@@ -174,8 +179,7 @@ def xilinx_estimate(out_dir: Path, device: str, env: dict) -> dict:
 
 def nextpnr_report(out_dir: Path) -> dict:
     """Utilisation, Fmax and the critical path from nextpnr's log in `out_dir`."""
-    log = Path(out_dir) / f"{NAME}.tim"
-    text = log.read_text(errors="replace") if log.exists() else ""
+    text = _nextpnr_log(out_dir)
     fmax = [float(x) for x in re.findall(r"Max frequency for clock[^:]*: ([0-9.]+) MHz", text)]
     use = {m.group(1): (int(m.group(2)), int(m.group(3)))
            for m in re.finditer(r"^\s*Info:\s+(\w+):\s+(\d+)/\s*(\d+)", text, re.M)}
