@@ -17,6 +17,7 @@ from . import layouts
 from .config import CoreConfig
 from .input_stage import InputStage
 from .layer import LayerUnit
+from .skid import SkidBuffer
 
 
 class Core(wiring.Component):
@@ -50,16 +51,20 @@ class Core(wiring.Component):
         for k in range(cfg.n_layers - 1):
             # every neuron fires at most once and every word holds a spike: at most n_out words (and at most
             # 255 bins times the busiest bank's neurons) and one end marker per image never fill it.
-            # Buffered (block RAM, registered read): a word is offered two cycles after it is sent
-            width = units[k].out_events.payload.shape().size
+            # Buffered (block RAM, registered read), then a register slice, so neither the block RAM's
+            # clock-to-out nor its read control is in a path through the next layer's stage A: a word is
+            # offered three cycles after it is sent
+            shape = units[k].out_events.payload.shape()
             receiver = cfg.layer(k + 1)  # its n_in is this layer's n_out
-            queue = fifo.SyncFIFOBuffered(width=width, depth=min(receiver.n_in, 255 * receiver.bank_depth) + 1)
+            queue = fifo.SyncFIFOBuffered(width=shape.size, depth=min(receiver.n_in, 255 * receiver.bank_depth) + 1)
             m.submodules[f"queue{k}"] = queue
+            m.submodules[f"queue{k}_slice"] = queue_slice = SkidBuffer(shape)
             producer, consumer = units[k].out_events, units[k + 1].events
             m.d.comb += [queue.w_data.eq(producer.payload.as_value()), queue.w_en.eq(producer.valid),
                          producer.ready.eq(queue.w_rdy),
-                         consumer.payload.eq(queue.r_data), consumer.valid.eq(queue.r_rdy),
-                         queue.r_en.eq(consumer.ready)]
+                         queue_slice.i.payload.eq(queue.r_data), queue_slice.i.valid.eq(queue.r_rdy),
+                         queue.r_en.eq(queue_slice.i.ready)]
+            wiring.connect(m, queue_slice.o, consumer)
         for k, unit in enumerate(units):
             if self.spike_ports:
                 wiring.connect(m, unit.spikes, wiring.flipped(getattr(self, f"spikes_l{k}")))

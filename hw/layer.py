@@ -24,12 +24,14 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .config import LayerConfig, index_width, potential_width, rom_in_block_ram, spike_queue_entries
-from .encoders import any_set, at_least, chunked_lowest, popcount, select
+from .encoders import any_set, any_set_words, at_least, chunked_lowest, popcount, select
 from .skid import SkidBuffer
 
 
 LANE_BLOCK = 4  # output lanes whose best candidate stage C picks (two levels of comparisons)
 EMIT_CHUNK = 16  # neurons of a bank per chunk of the emitter's two-level search (a power of two)
+EMIT_GATHER = 8  # chunks whose candidates for a word's index are gathered before the register slice (the
+# parts are ORed behind it), so no path gathers across all of a bank's chunks in one cycle
 
 
 def bank_rom_words(signs: np.ndarray, lanes: int, banks: int) -> list[list[int]]:
@@ -259,7 +261,7 @@ class LayerUnit(wiring.Component):
 
         # the emitter sends from its working register only: the head entry is loaded into it (and freed) when
         # the register is idle or sends its last word, so its first word leaves the cycle after; an entry
-        # where nothing fired is freed without a load. Neither the queue's select nor the load is in the
+        # where nothing fired is freed as soon as it is at the head. Neither the queue's select nor the load is in the
         # path from the working register through the search and back. A spike word takes the lowest
         # pending neuron of each of the next layer's banks (neuron n in bank n mod E_out, index n // E_out)
         has_entry = Signal()
@@ -279,12 +281,12 @@ class LayerUnit(wiring.Component):
         pending_bits = [work_bits[n % lanes][n // lanes] for n in range(cfg.n_out)]
         # per bank, the lowest pending neuron in two levels (`chunked_lowest`): registered flags per chunk
         # (loaded with the entry's) say which chunks still hold some
-        bank_any, bank_lowest, bank_rest, work_flags, flags_rest = [], [], [], [], []
+        bank_any, bank_parts, bank_rest, work_flags, flags_rest = [], [], [], [], []
         for j in range(out_banks):
             flags = [Signal(name=f"work_b{j}_chunk{c}") for c in range(len(chunks[j]))]
-            found, low, rest, rest_flags = chunked_lowest(m, pending_bits[j::out_banks], flags, EMIT_CHUNK,
-                                                          f"pending_b{j}")
-            bank_any.append(found), bank_lowest.append(low), bank_rest.append(rest)
+            found, parts, rest, rest_flags = chunked_lowest(m, pending_bits[j::out_banks], flags, EMIT_CHUNK,
+                                                            f"pending_b{j}", chunks_per_part=EMIT_GATHER)
+            bank_any.append(found), bank_parts.append(parts), bank_rest.append(rest)
             work_flags.append(flags), flags_rest.append(rest_flags)
         # work_last (a register): the word the working register sends is its last (at most one pending neuron
         # per bank), so no search result is in the load's control; it is computed from the head entry when
@@ -351,7 +353,8 @@ class LayerUnit(wiring.Component):
             spike = self.spikes.payload
             m.d.comb += spike.bin.eq(work_bin)
             for j in range(out_banks):
-                m.d.comb += [spike.slots[j].valid.eq(bank_any[j]), spike.slots[j].index.eq(bank_lowest[j])]
+                m.d.comb += [spike.slots[j].valid.eq(bank_any[j]),
+                             spike.slots[j].index.eq(any_set_words(m, bank_parts[j], f"spike_b{j}_index"))]
             stopped = Const(0)
             m.d.comb += self.spikes.valid.eq(work_active)
             sent = self.spikes.ready
@@ -359,16 +362,26 @@ class LayerUnit(wiring.Component):
             # a hidden layer's words (and its end marker) leave through a register slice, which then offers
             # each to the next layer and to the spike port together (`forward`: not at bin 255 before a
             # hidden layer, where only the port gets it; no such field otherwise, since a field that is only
-            # ever a constant becomes an `always @*` that Icarus never runs)
-            fields = {"word": layouts.event(cfg.n_out, out_banks)}
+            # ever a constant becomes an `always @*` that Icarus never runs). The slice holds each bank's
+            # index in parts (`EMIT_GATHER`), ORed behind it into the word
+            word_layout = layouts.event(cfg.n_out, out_banks)
+            index_shape = word_layout.members["slots"].elem_shape.members["index"]
+            n_parts = max(len(parts) for parts in bank_parts)
+            fields = {"bin": unsigned(8), "last": unsigned(1), "end": unsigned(1), "valid": unsigned(out_banks),
+                      "parts": data.ArrayLayout(data.ArrayLayout(index_shape, n_parts), out_banks)}
             if cfg.next_is_hidden:
                 fields["forward"] = unsigned(1)
             m.submodules.out_slice = out_slice = SkidBuffer(data.StructLayout(fields))
             word, held = out_slice.i.payload, out_slice.o.payload
-            m.d.comb += word.word.bin.eq(work_bin)
+            m.d.comb += [word.bin.eq(work_bin), word.last.eq(work_last), word.valid.eq(Cat(bank_any))]
             for j in range(out_banks):
-                m.d.comb += [word.word.slots[j].valid.eq(bank_any[j]), word.word.slots[j].index.eq(bank_lowest[j])]
-            m.d.comb += word.word.last.eq(work_last)
+                m.d.comb += [word.parts[j][p].eq(part) for p, part in enumerate(bank_parts[j])]
+            held_word = Signal(word_layout)  # the held word, each bank's index ORed from its parts
+            m.d.comb += [held_word.bin.eq(held.bin), held_word.last.eq(held.last), held_word.end.eq(held.end)]
+            for j in range(out_banks):
+                m.d.comb += [held_word.slots[j].valid.eq(held.valid[j]),
+                             held_word.slots[j].index.eq(any_set_words(m, [held.parts[j][p] for p in range(n_parts)],
+                                                                       f"held_b{j}_index"))]
             forward = held.forward if cfg.next_is_hidden else Const(1)
             if cfg.next_is_hidden:
                 m.d.comb += word.forward.eq(~(work_bin == 255))
@@ -376,9 +389,9 @@ class LayerUnit(wiring.Component):
             m.d.comb += stopped.eq(work_active & (work_bin >= self.stop_bin))
             m.d.comb += out_slice.i.valid.eq(work_active & ~stopped)
             sent = out_slice.i.ready
-            m.d.comb += [self.out_events.payload.eq(held.word), self.spikes.payload.slots.eq(held.word.slots),
-                         self.spikes.payload.bin.eq(held.word.bin)]
-            with m.If(held.word.end):
+            m.d.comb += [self.out_events.payload.eq(held_word), self.spikes.payload.slots.eq(held_word.slots),
+                         self.spikes.payload.bin.eq(held_word.bin)]
+            with m.If(held.end):
                 m.d.comb += [self.out_events.valid.eq(out_slice.o.valid), out_slice.o.ready.eq(self.out_events.ready)]
             with m.Else():
                 m.d.comb += [
@@ -388,10 +401,14 @@ class LayerUnit(wiring.Component):
         # the working register is done in this cycle (its last word leaves, or it is dropped), or idle
         work_free = Signal()
         m.d.comb += work_free.eq(~work_active | stopped | (sent & work_last))
-        load, free = Signal(), Signal()  # the head entry goes to the working register; the head entry is done with
-        m.d.comb += [load.eq(has_entry & head_any & work_free), free.eq(has_entry & (~head_any | work_free))]
+        # load: the head entry goes to the working register whenever that is free, even an entry where nothing
+        # fired (the register then goes idle, as it would have), so whether the entry holds a spike is not in
+        # the clock enable of the working register's bits; free: the head entry is done with (one where
+        # nothing fired also while the register is busy)
+        load, free = Signal(), Signal()
+        m.d.comb += [load.eq(has_entry & work_free), free.eq(has_entry & (~head_any | work_free))]
         with m.If(load):
-            m.d.sync += [work_active.eq(1), work_bin.eq(head_bin), work_last.eq(~head_several)]
+            m.d.sync += [work_active.eq(head_any), work_bin.eq(head_bin), work_last.eq(~head_several)]
             m.d.sync += [work.eq(entry) for work, entry in zip(work_bits, head_lanes)]
             m.d.sync += [flag.eq(value) for j in range(out_banks) for flag, value in zip(work_flags[j], head_flags[j])]
         with m.Elif(work_active & (stopped | sent)):
@@ -465,7 +482,7 @@ class LayerUnit(wiring.Component):
                                 m.d.sync += [fallback_group.eq(0), best_valid.eq(0)]
                                 m.next = "FALLBACK"
                         else:  # the end marker follows the words through the slice
-                            m.d.comb += [out_slice.i.valid.eq(1), out_slice.i.payload.word.end.eq(1),
+                            m.d.comb += [out_slice.i.valid.eq(1), out_slice.i.payload.end.eq(1),
                                          self.events.ready.eq(out_slice.i.ready)]
                             with m.If(out_slice.i.ready):
                                 clear_image()

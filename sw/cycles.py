@@ -24,8 +24,8 @@ Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
   cycle it sends its last word, and from the next cycle sends one word per cycle of the neurons that fired
   (banked by the next layer's E; the output layer's spikes one per word); the entry is free from the
   cycle after the load. An entry where nothing fired is freed the cycle it is at the head. A word sent in cycle c
-  is offered to the next layer from cycle c + HANDOVER = c + 3 (it leaves through a register slice, and
-  the queue between layers reads its block RAM through a register).
+  is offered to the next layer from cycle c + HANDOVER = c + 4 (it leaves through a register slice, the
+  queue between layers reads its block RAM through a register, and a second register slice follows it).
   Spikes at bin 255 are not sent to a hidden layer.
 - The end marker follows the last word; a layer takes it once every entry is free and the emitter has
   sent its last word. A hidden layer passes it on in that cycle (offered to the next layer HANDOVER
@@ -67,7 +67,7 @@ SPIKE_QUEUE_ENTRIES = 3  # closed bins a layer holds for its emitter at one even
 SPIKE_QUEUE_ENTRIES_BANKED = 4  # ... at E > 1 events per cycle, where bins close faster
 BLOCK_ROM_BITS = 2048  # weight ROMs (per input bank) of at least this many bits go to block RAM, smaller ones to logic
 DECISION_STAGES = 2  # registered stages between the output layer's stage B and its decision (C and D)
-HANDOVER = 3  # a hidden layer's word sent in cycle c is offered to the next layer in cycle c + HANDOVER
+HANDOVER = 4  # a hidden layer's word sent in cycle c is offered to the next layer in cycle c + HANDOVER
 INPUT_FIRST_WORD = 3  # the cycle the input stage offers its first word (its words leave through a register)
 
 

@@ -36,25 +36,25 @@ def test_floor_of_a_hand_worked_case():
 
 def test_pipeline_floor_of_a_hand_worked_case():
     """The same case with the core's fixed latencies (E 1, every lane; ROMs this small are logic, no stage
-    R): inputs from cycle 3 (cycles 3, 4, 5); a spike 3 + HANDOVER = 6 cycles after its layer's last event
-    of an earlier bin (bin 4: 4 + 6 = 10; bin 6: 5 + 6 = 11); the result 2 + DECISION_STAGES = 4 cycles
-    after the output layer's last needed word (11 + 4 = 15)."""
+    R): inputs from cycle 3 (cycles 3, 4, 5); a spike 3 + HANDOVER = 7 cycles after its layer's last event
+    of an earlier bin (bin 4: 4 + 7 = 11; bin 6: 5 + 7 = 12); the result 2 + DECISION_STAGES = 4 cycles
+    after the output layer's last needed word (12 + 4 = 16)."""
     sizes, input_bins, spikes = _case()
     latency = pipeline_latency(sizes, None, None)
-    assert latency == FloorLatency(first_event=3, handover=(6,), decision=4, end=2)
-    assert event_floor(sizes, input_bins, spikes, latency=latency)[1].tolist() == [15]
-    spikes[1][0] = [9, 5]  # t* = 5: the bin-4 spike (cycle 10) is the last needed word
+    assert latency == FloorLatency(first_event=3, handover=(7,), decision=4, end=2)
+    assert event_floor(sizes, input_bins, spikes, latency=latency)[1].tolist() == [16]
+    spikes[1][0] = [9, 5]  # t* = 5: the bin-4 spike (cycle 11) is the last needed word
     full, early = event_floor(sizes, input_bins, spikes, latency=latency)
-    assert (full.tolist(), early.tolist()) == ([14], [14])  # full: its last word (11) + 2, and not before early
+    assert (full.tolist(), early.tolist()) == ([15], [15])  # full: its last word (12) + 2, and not before early
     plan = schedule(sizes, None, input_bins, spikes)
-    assert plan.pipeline_floor("early").tolist() == [14] and plan.cycles("early")[0] >= 14
+    assert plan.pipeline_floor("early").tolist() == [15] and plan.cycles("early")[0] >= 15
 
 
 def test_pipeline_latency_follows_the_core_configuration():
     """Stage R (ROMs in block RAM) adds a cycle to a layer's hand-over or to the decision."""
-    assert pipeline_latency([784, 600, 10], None, None) == FloorLatency(3, (7,), 5, 2)
-    assert pipeline_latency([784, 600, 10], None, "4,16") == FloorLatency(3, (7,), 4, 2)  # 38 x 10 bits: logic
-    assert pipeline_latency([784, 600, 300, 10], None, None).handover == (7, 7)
+    assert pipeline_latency([784, 600, 10], None, None) == FloorLatency(3, (8,), 5, 2)
+    assert pipeline_latency([784, 600, 10], None, "4,16") == FloorLatency(3, (8,), 4, 2)  # 38 x 10 bits: logic
+    assert pipeline_latency([784, 600, 300, 10], None, None).handover == (8, 8)
 
 
 def test_early_floor_ignores_events_after_the_first_output_spike():
