@@ -28,7 +28,7 @@ from .encoders import any_set, any_set_words, at_least, chunked_lowest, popcount
 from .skid import SkidBuffer
 
 
-LANE_BLOCK = 4  # output lanes whose best candidate stage C picks (two levels of comparisons)
+LANE_BLOCK = 4  # output lanes whose best candidate stage C picks (all pairs compared at once)
 EMIT_CHUNK = 16  # neurons of a bank per chunk of the emitter's two-level search (a power of two)
 EMIT_GATHER = 8  # chunks whose candidates for a word's index are gathered before the register slice (the
 # parts are ORed behind it), so no path gathers across all of a bank's chunks in one cycle
@@ -62,24 +62,32 @@ def lane_thresholds(thresholds: np.ndarray, n_in: int, lanes: int) -> np.ndarray
     return padded.reshape(groups, lanes)
 
 
-def _tournament(m, candidates, name):
-    """The best of (valid, potential, index) candidates in index order as a balanced tree, lower indices
-    on the left: the right one wins only with a strictly higher potential, so ties keep the lowest index."""
-    level = 0
-    while len(candidates) > 1:
-        merged = []
-        for i in range(0, len(candidates) - 1, 2):
-            (lv, lval, lidx), (rv, rval, ridx) = candidates[i], candidates[i + 1]
-            tag = f"l{level}_{i // 2}"
-            node = Signal(name=f"{name}_valid_{tag}"), Signal.like(lval, name=f"{name}_v_{tag}"), \
-                Signal.like(lidx, name=f"{name}_index_{tag}")
-            right = rv & (~lv | (rval > lval))
-            m.d.comb += [node[0].eq(lv | rv), node[1].eq(Mux(right, rval, lval)), node[2].eq(Mux(right, ridx, lidx))]
-            merged.append(node)
-        if len(candidates) % 2:
-            merged.append(candidates[-1])
-        candidates, level = merged, level + 1
-    return candidates[0]
+def _best_of(m, candidates, name):
+    """The best of (valid, potential, index) candidates given in index order: the highest potential, the
+    leftmost on a tie. Every pair is compared at once (one comparator in series, then a one-hot select),
+    not in a tree of comparisons: candidate i wins when it is valid and no valid candidate left of it has
+    a potential >= its own, nor one right of it a higher one."""
+    n = len(candidates)
+    at_least = {}  # (i, j), i < j: candidate i's potential >= candidate j's
+    for i in range(n):
+        for j in range(i + 1, n):
+            at_least[i, j] = Signal(name=f"{name}_ge{i}_{j}")
+            m.d.comb += at_least[i, j].eq(candidates[i][1] >= candidates[j][1])
+    wins = []
+    for i, (valid, _, _) in enumerate(candidates):
+        win = Signal(name=f"{name}_wins{i}")
+        beats = [~candidates[j][0] | ~at_least[j, i] for j in range(i)] + \
+                [~candidates[j][0] | at_least[i, j] for j in range(i + 1, n)]
+        m.d.comb += win.eq(valid & Cat(*beats).all() if beats else valid)
+        wins.append(win)
+    best = Signal(name=f"{name}_valid"), Signal.like(candidates[0][1], name=f"{name}_v"), \
+        Signal.like(candidates[0][2], name=f"{name}_index")
+    m.d.comb += [best[0].eq(Cat(*wins).any()),
+                 best[1].eq(any_set_words(m, [Mux(win, value, 0) for win, (_, value, _) in zip(wins, candidates)],
+                                          f"{name}_vsel")),
+                 best[2].eq(any_set_words(m, [Mux(win, index, 0) for win, (_, _, index) in zip(wins, candidates)],
+                                          f"{name}_isel"))]
+    return best
 
 
 class LayerUnit(wiring.Component):
@@ -311,7 +319,8 @@ class LayerUnit(wiring.Component):
             # stage C (registered): each lane's candidate of the group stage B handled: at the close of a
             # bin, the lanes that fired with V(b) (crossing is checked at bin ends only); in the fallback,
             # every real neuron with V(255). Stage C picks the best of each LANE_BLOCK lanes, stage D (also
-            # registered) merges those and the best so far, so no cycle holds more than two comparisons
+            # registered) merges those and the best so far; each compares all its pairs at once, so no cycle
+            # holds more than one comparison in series
             c_merge, c_close, c_bin = Signal(name="c_merge"), Signal(name="c_close"), Signal(8, name="c_bin")
             c_base = Signal.like(best_index, name="c_base")
             d_merge, d_close, d_bin = Signal(name="d_merge"), Signal(name="d_close"), Signal(8, name="d_bin")
@@ -332,12 +341,12 @@ class LayerUnit(wiring.Component):
                 leaves.append(leaf)
             blocks = []
             for k, first in enumerate(range(0, lanes, LANE_BLOCK)):
-                best_of = _tournament(m, leaves[first:first + LANE_BLOCK], f"cand_c{k}")
+                best_of = _best_of(m, leaves[first:first + LANE_BLOCK], f"cand_c{k}")
                 node = Signal(name=f"d_valid{k}"), Signal(signed(width), name=f"d_v{k}"), \
                     Signal.like(best_index, name=f"d_index{k}")
                 m.d.sync += [node[0].eq(best_of[0]), node[1].eq(best_of[1]), node[2].eq(best_of[2])]
                 blocks.append(node)
-            cand = _tournament(m, [(best_valid, best_v, best_index)] + blocks, "cand_d")
+            cand = _best_of(m, [(best_valid, best_v, best_index)] + blocks, "cand_d")
             with m.If(d_merge):
                 m.d.sync += [best_valid.eq(cand[0]), best_v.eq(cand[1]), best_index.eq(cand[2])]
             # the decision: two cycles after stage B closed the first bin with an output spike
