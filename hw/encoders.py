@@ -48,8 +48,8 @@ def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str, chunks_per
     """The lowest set bit of `bits` in two levels, given `flags` (kept in registers): per chunk of `chunk`
     consecutive bits (the last one may be shorter), whether any of its bits is set. The levels:
     the lowest flagged chunk (a one-hot over the flags) and, in parallel, each chunk's own lowest bit.
-    Returns (any, index parts, the bits with the lowest one cleared, the flags after that clear); no path
-    crosses more than one chunk's bits or the flags. The index is the OR of its parts, each gathered from
+    Returns (any, index parts, the bits with the lowest one cleared, the flags after that clear, per chunk
+    whether it holds two or more); no path crosses more than one chunk's bits or the flags. The index is the OR of its parts, each gathered from
     `chunks_per_part` neighbouring chunks (all of them by default), so a caller can register the parts and
     OR them a cycle later instead of gathering from every chunk in one cycle. `chunk` is a power of two."""
     assert chunk >= 2 and chunk & (chunk - 1) == 0 and len(flags) == -(-len(bits) // chunk)
@@ -57,7 +57,8 @@ def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str, chunks_per
     chunk_onehot = lowest_one_hot(m, Cat(*flags), f"{name}_chunks")
     found = any_set(m, flags, f"{name}_any")
     chunk_width = max(1, (len(flags) - 1).bit_length())
-    indices, cleared, flags_after = [], [], []  # per chunk: its lowest bit's index where it is the lowest chunk, else 0
+    indices, cleared, flags_after, chunk_several = [], [], [], []  # indices: per chunk, its lowest bit's index
+    # where it is the lowest chunk, else 0
     for c, first in enumerate(range(0, len(bits), chunk)):
         part = bits[first:first + chunk]
         _, local, several = lowest_set_bit(m, part, f"{name}_c{c}", several=True)
@@ -65,13 +66,14 @@ def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str, chunks_per
         below = any_below(m, part, f"{name}_c{c}")
         cleared += [bit & (~chunk_onehot[c] | keep) for bit, keep in zip(part, below)]
         flags_after.append(flags[c] & (~chunk_onehot[c] | several))
+        chunk_several.append(several)
     step = chunks_per_part or len(flags)
     parts = []
     for p, first in enumerate(range(0, len(flags), step)):
         index = Signal(local_width + chunk_width, name=f"{name}_index_part{p}")
         m.d.comb += index.eq(any_set_words(m, indices[first:first + step], f"{name}_part{p}"))
         parts.append(index)
-    return found, parts, cleared, flags_after
+    return found, parts, cleared, flags_after, chunk_several
 
 
 def at_least(m, bits: list, count: int, name: str) -> Signal:

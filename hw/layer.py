@@ -289,25 +289,31 @@ class LayerUnit(wiring.Component):
         pending_bits = [work_bits[n % lanes][n // lanes] for n in range(cfg.n_out)]
         # per bank, the lowest pending neuron in two levels (`chunked_lowest`): registered flags per chunk
         # (loaded with the entry's) say which chunks still hold some
-        bank_any, bank_parts, bank_rest, work_flags, flags_rest = [], [], [], [], []
-        for j in range(out_banks):
-            flags = [Signal(name=f"work_b{j}_chunk{c}") for c in range(len(chunks[j]))]
-            found, parts, rest, rest_flags = chunked_lowest(m, pending_bits[j::out_banks], flags, EMIT_CHUNK,
-                                                            f"pending_b{j}", chunks_per_part=EMIT_GATHER)
-            bank_any.append(found), bank_parts.append(parts), bank_rest.append(rest)
-            work_flags.append(flags), flags_rest.append(rest_flags)
         # work_last (a register): the word the working register sends is its last (at most one pending neuron
         # per bank), so no search result is in the load's control; it is computed from the head entry when
         # loading (a bank with two or more), and from the working register when a word leaves (a bank with
-        # three or more: two or more stay)
+        # three or more: two or more stay). Three or more in a bank: a chunk with three or more, three
+        # flagged chunks, or two flagged chunks one of which holds two or more; so it is found from the
+        # registered flags and each chunk's own count, not by a count over the bank's neurons
+        bank_any, bank_parts, bank_rest, work_flags, flags_rest, bank_three = [], [], [], [], [], []
+        for j in range(out_banks):
+            flags = [Signal(name=f"work_b{j}_chunk{c}") for c in range(len(chunks[j]))]
+            bits = pending_bits[j::out_banks]
+            found, parts, rest, rest_flags, several = chunked_lowest(m, bits, flags, EMIT_CHUNK, f"pending_b{j}",
+                                                                     chunks_per_part=EMIT_GATHER)
+            bank_any.append(found), bank_parts.append(parts), bank_rest.append(rest)
+            work_flags.append(flags), flags_rest.append(rest_flags)
+            three = [at_least(m, bits[first:first + EMIT_CHUNK], 3, f"pending_b{j}_c{c}_three")
+                     for c, first in enumerate(range(0, len(bits), EMIT_CHUNK))]
+            bank_three.append(at_least(m, flags, 3, f"pending_b{j}_chunks_three") | any_set(m, three, f"pending_b{j}_three")
+                              | (any_set(m, several, f"pending_b{j}_several") & at_least(m, flags, 2, f"pending_b{j}_chunks_two")))
         work_last = Signal()
         entry_multi = [any_set(m, [at_least(m, entry_flags[d][j], 2, f"entry{d}_b{j}_chunks_several")
                                    for j in range(out_banks)]
                                + [several for per_bank in entry_several[d] for several in per_bank], f"entry{d}_multi")
                        for d in range(queue_depth)]
         head_several = select(m, entry_multi, head, "head_several")
-        rest_several = any_set(m, [at_least(m, pending_bits[j::out_banks], 3, f"pending_b{j}_rest_several")
-                                   for j in range(out_banks)], "rest_several")
+        rest_several = any_set(m, bank_three, "rest_several")
 
         # ---- output layer: the best candidate so far (highest potential, lowest index)
         if cfg.is_output:

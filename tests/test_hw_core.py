@@ -173,7 +173,8 @@ def test_core_equals_reference_and_cycle_model_on_random_networks(block_rom_bits
     half the cases with random stalls on every port and an abort inside an image. The cases must cover
     ties, no-spike images, bins 0 and 255, hidden spikes at 255, stalls and aborts. With block_rom_bits 1
     every ROM counts as a block-RAM one (stage R), as the 784 x 600 layer's does; with emit_chunk 2 the
-    emitters' two-level search has many chunks per bank, as the 600-neuron layer's has at 16."""
+    emitters' two-level search has many chunks per bank and gathers a word's index in several parts (of 2
+    chunks), as the 600-neuron layer's has at 16 (parts of 8 chunks)."""
     from bs4nn.hw import layer
     from bs4nn.sw import cycles
 
@@ -181,6 +182,7 @@ def test_core_equals_reference_and_cycle_model_on_random_networks(block_rom_bits
         monkeypatch.setattr(cycles, "BLOCK_ROM_BITS", block_rom_bits)
     if emit_chunk is not None:
         monkeypatch.setattr(layer, "EMIT_CHUNK", emit_chunk)
+        monkeypatch.setattr(layer, "EMIT_GATHER", 2)
     rng = np.random.default_rng(2026)
     covered, stalled, aborted = set(), 0, 0
     for case in range(24):
@@ -243,12 +245,13 @@ def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes, banks_out, 
     """A hidden LayerUnit alone: events in by bin, spikes out as the next layer's event words (ascending
     bins; each word the lowest pending neuron of every bank of the next layer, `last` on each bin's last
     word, then the end marker), with a stalled output; also with chunks of 2 and 4 neurons in the
-    emitter's two-level search."""
+    emitter's two-level search, whose word index is then gathered in parts of 2 chunks."""
     from bs4nn.hw import layer
     from bs4nn.hw.config import LayerConfig
     from bs4nn.hw.layer import LayerUnit
 
     monkeypatch.setattr(layer, "EMIT_CHUNK", emit_chunk)
+    monkeypatch.setattr(layer, "EMIT_GATHER", 2)
 
     rng = np.random.default_rng(lanes)
     network = random_network([9, 7], rng, threshold_range=(1, 3))
