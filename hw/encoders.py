@@ -49,9 +49,10 @@ def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str, chunks_per
     consecutive bits (the last one may be shorter), whether any of its bits is set. The levels:
     the lowest flagged chunk (a one-hot over the flags) and, in parallel, each chunk's own lowest bit.
     Returns (any, index parts, the bits with the lowest one cleared, the flags after that clear, per chunk
-    whether it holds two or more); no path crosses more than one chunk's bits or the flags. The index is the OR of its parts, each gathered from
-    `chunks_per_part` neighbouring chunks (all of them by default), so a caller can register the parts and
-    OR them a cycle later instead of gathering from every chunk in one cycle. `chunk` is a power of two."""
+    whether it holds two or more); no path crosses more than one chunk's bits or the flags. The index is
+    the OR of its parts, each gathered from `chunks_per_part` neighbouring chunks (all of them by default),
+    so a caller can register the parts and OR them a cycle later instead of gathering from every chunk in
+    one cycle. `chunk` is a power of two."""
     assert chunk >= 2 and chunk & (chunk - 1) == 0 and len(flags) == -(-len(bits) // chunk)
     local_width = chunk.bit_length() - 1
     chunk_onehot = lowest_one_hot(m, Cat(*flags), f"{name}_chunks")

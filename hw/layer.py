@@ -281,7 +281,8 @@ class LayerUnit(wiring.Component):
         head_bin = select(m, entry_bin, head, "head_bin")
         head_flags = [[select(m, [entry_flags[d][j][c] for d in range(queue_depth)], head, f"head_b{j}_chunk{c}")
                        for c in range(len(chunks[j]))] for j in range(out_banks)]
-        # the load's control bits are summarised per entry from the entry's own flags, then one bit is selected
+        # the bits the load writes and the free reads (anything fired, two or more in a bank) are summarised
+        # per entry from the entry's own flags, then one bit is selected
         # by `head`: the trees sit beside their entry's flip-flops, and no wide select is in front of them
         entry_any = [any_set(m, [flag for flags in entry_flags[d] for flag in flags], f"entry{d}_any")
                      for d in range(queue_depth)]
@@ -305,8 +306,10 @@ class LayerUnit(wiring.Component):
             work_flags.append(flags), flags_rest.append(rest_flags)
             three = [at_least(m, bits[first:first + EMIT_CHUNK], 3, f"pending_b{j}_c{c}_three")
                      for c, first in enumerate(range(0, len(bits), EMIT_CHUNK))]
-            bank_three.append(at_least(m, flags, 3, f"pending_b{j}_chunks_three") | any_set(m, three, f"pending_b{j}_three")
-                              | (any_set(m, several, f"pending_b{j}_several") & at_least(m, flags, 2, f"pending_b{j}_chunks_two")))
+            bank_three.append(at_least(m, flags, 3, f"pending_b{j}_chunks_three")
+                              | any_set(m, three, f"pending_b{j}_three")
+                              | (any_set(m, several, f"pending_b{j}_several")
+                                 & at_least(m, flags, 2, f"pending_b{j}_chunks_two")))
         work_last = Signal()
         entry_multi = [any_set(m, [at_least(m, entry_flags[d][j], 2, f"entry{d}_b{j}_chunks_several")
                                    for j in range(out_banks)]

@@ -65,7 +65,6 @@ def test_a_combinational_loop_does_not_hang():
     assert logic_depth(netlist(cells), "top").levels in (1, 2)
 
 
-
 def named(cells, names: dict):
     net = netlist(cells)
     net["modules"]["top"]["netnames"] = {name: {"bits": bits} for name, bits in names.items()}
