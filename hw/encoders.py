@@ -78,30 +78,24 @@ def chunked_lowest(m, bits: list, flags: list, chunk: int, name: str, chunks_per
 
 
 def at_least(m, bits: list, count: int, name: str) -> Signal:
-    """Whether at least `count` of the 1-bit values are set, as a tree of thermometer codes (node bit k - 1:
-    k or more of its leaves are set, k <= count): ANDs and ORs only, no adders, so no carry chain is spent on
-    it. A node merges as many children as one 6-input LUT per output bit can take (3 for a count of 2, 2 for
-    3), so the tree has as few levels as LUTs allow."""
-    fan_in = max(2, 6 // count)
+    """Whether at least `count` of the 1-bit values are set, as a balanced tree of thermometer codes
+    (node bit k - 1: k or more of its leaves are set, k <= count): ANDs and ORs only, no adders, so no
+    carry chain is spent on it."""
     level = [[bit] + [Const(0, 1)] * (count - 1) for bit in bits]
     depth = 0
     while len(level) > 1:
         nxt = []
-        for i in range(0, len(level), fan_in):
-            children = level[i:i + fan_in]
-            if len(children) == 1:
-                nxt.append(children[0])
-                continue
-            merged = children[0]  # the children's codes merged one by one (expressions; one signal per node bit)
-            for child in children[1:]:
-                merged = [merged[k - 1] | child[k - 1] | Cat(merged[j - 1] & child[k - j - 1] for j in range(1, k)).any()
-                          if k > 1 else merged[0] | child[0] for k in range(1, count + 1)]
+        for i in range(0, len(level) - 1, 2):
+            a, b = level[i], level[i + 1]
             node = []
-            for k, value in enumerate(merged, start=1):
-                bit = Signal(name=f"{name}_n{depth}_{i // fan_in}_ge{k}")
-                m.d.comb += bit.eq(value)
+            for k in range(1, count + 1):  # k or more: k or more on one side, or j on the left and k - j on the right
+                bit = Signal(name=f"{name}_n{depth}_{i // 2}_ge{k}")
+                m.d.comb += bit.eq(a[k - 1] | b[k - 1] | Cat(a[j - 1] & b[k - j - 1] for j in range(1, k)).any()
+                                   if k > 1 else a[0] | b[0])
                 node.append(bit)
             nxt.append(node)
+        if len(level) % 2:
+            nxt.append(level[-1])
         level, depth = nxt, depth + 1
     result = Signal(name=name)
     m.d.comb += result.eq(level[0][count - 1] if level else 0)
