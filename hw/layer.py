@@ -178,7 +178,7 @@ class LayerUnit(wiring.Component):
         b_entry = Signal(range(queue_depth))  # stage B: the entry of the word's bin
 
         # ---- stage B, per lane: update one group's potentials; at the end of a bin, compare
-        old_v, new_v, crossed, crossing = [], [], [], []  # crossing: fires if this word closes its bin
+        old_v, new_v, crossed = [], [], []
         # with G = 1: (register, value at an image's start). These registers have no reset of their own:
         # `clearing` (an image's start, or the domain's reset where it has one) is their only synchronous
         # reset and b_valid their enable, which maps onto the flip-flops' reset and enable pins instead of a
@@ -187,7 +187,6 @@ class LayerUnit(wiring.Component):
         clearing = Signal()
         for lane in range(lanes):
             fired_old, fire = Signal(name=f"fired_old{lane}"), Signal(name=f"fire{lane}")
-            crosses = Signal(name=f"crosses{lane}")
             if groups > 1 or cfg.is_output:  # V before and after this word (a G = 1 hidden lane keeps theta - 1 - V)
                 v_old, v_new = Signal(signed(width), name=f"v_old{lane}"), Signal(signed(width), name=f"v_new{lane}")
             if banks == 1:
@@ -203,7 +202,7 @@ class LayerUnit(wiring.Component):
                 left_new = Signal(signed(left_width), name=f"left_new{lane}")
                 fired = Signal(name=f"fired{lane}", reset_less=True)
                 m.d.comb += [left_new.eq(left - step), fired_old.eq(fired),
-                             crosses.eq(left_new[-1] & ~fired_old)]
+                             fire.eq(can_fire & left_new[-1] & ~fired_old)]
                 with m.If(b_valid):
                     m.d.sync += [left.eq(left_new), fired.eq(fired | fire)]
                 lane_resets += [(left, threshold - 1), (fired, 0)]
@@ -211,7 +210,7 @@ class LayerUnit(wiring.Component):
                 potential = Signal(signed(width), name=f"v{lane}", reset_less=True)
                 fired = Signal(name=f"fired{lane}", reset_less=True)
                 m.d.comb += [v_old.eq(potential), fired_old.eq(fired), v_new.eq(v_old + step),
-                             crosses.eq((v_new >= threshold) & ~fired_old)]
+                             fire.eq(can_fire & (v_new >= threshold) & ~fired_old)]
                 with m.If(b_valid):
                     m.d.sync += [potential.eq(v_new), fired.eq(fired | fire)]
                 lane_resets += [(potential, 0), (fired, 0)]
@@ -228,7 +227,7 @@ class LayerUnit(wiring.Component):
                     v_old.eq(Mux(group_is_valid, pot_read.data.v, 0)),
                     fired_old.eq(group_is_valid & pot_read.data.fired),
                     v_new.eq(v_old + step),
-                    crosses.eq((v_new >= thr_read.data) & ~fired_old),
+                    fire.eq(can_fire & (v_new >= thr_read.data) & ~fired_old),
                     pot_write.addr.eq(b_group), pot_write.en.eq(b_valid),
                     pot_write.data.v.eq(v_new), pot_write.data.fired.eq(fired_old | fire),
                 ]
@@ -238,9 +237,7 @@ class LayerUnit(wiring.Component):
             if cfg.is_output:
                 old_v.append(v_old)
                 new_v.append(v_new)
-            m.d.comb += fire.eq(can_fire & crosses)
             crossed.append(fire)
-            crossing.append(crosses)
         with m.If(b_valid):
             m.d.sync += group_valid.bit_select(b_group, 1).eq(1)
         # per entry, bank and chunk of EMIT_CHUNK of the bank's neurons: whether one of them fired in the entry's
@@ -256,11 +253,10 @@ class LayerUnit(wiring.Component):
                           for j in range(out_banks)] for d in range(queue_depth)]
         for j in range(out_banks):
             for c, neurons in enumerate(chunks[j]):
-                # the summaries are built from the lanes' crossings and gated once by can_fire, not per lane
-                part = [crossing[n % lanes] & (b_group == n // lanes) if groups > 1 else crossing[n % lanes]
+                part = [crossed[n % lanes] & (b_group == n // lanes) if groups > 1 else crossed[n % lanes]
                         for n in neurons]
-                part_any = can_fire & any_set(m, part, f"fired_b{j}_chunk{c}")
-                part_several = can_fire & at_least(m, part, 2, f"fired_b{j}_several{c}")
+                part_any = any_set(m, part, f"fired_b{j}_chunk{c}")
+                part_several = at_least(m, part, 2, f"fired_b{j}_several{c}")
                 for d in range(queue_depth):
                     flag, several = entry_flags[d][j][c], entry_several[d][j][c]
                     with m.If(b_valid & b_last & (b_entry == d)):
