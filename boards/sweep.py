@@ -4,11 +4,14 @@ Each configuration is built for the Arty A7 as `bs4nn bitstream` builds it (the 
 and synthesised by the open yosys estimate (LUT / FF / BRAM36, logic levels between registers; both
 Artix-7 parts, since the netlist is the same); its cycles per image come from the cycle model on the
 images given (exact: co-simulation checks the model on every image). Rows are written after each
-configuration (CSV and JSON, atomically), so an interrupted sweep keeps what it measured.
+configuration (CSV and JSON, atomically), so an interrupted sweep keeps what it measured; with `resume`, a
+sweep run again into the same directory takes those rows back (when they are of the same model, images and
+mode) and builds only the points it does not have yet.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -25,7 +28,7 @@ from bs4nn.sw.semantics import encode_pixels
 
 from .build import XILINX_CAPACITY, build
 
-FIELDS = ["lanes", "events", "mode", "LUT", "FF", "BRAM36", "CARRY4", "logic_levels", "lut_levels",
+FIELDS = ["lanes", "events", "mode", "model_id", "images", "LUT", "FF", "BRAM36", "CARRY4", "logic_levels", "lut_levels",
           "lut_pct_35t", "lut_pct_100t", "bram_pct_35t", "fits_35t_60pct", "fits_100t", "cycles_mean",
           "cycles_p95", "cycles_max", "floor_mean", "pipeline_floor_mean", "images_per_s_bound", "build_s"]
 
@@ -57,15 +60,39 @@ def write_rows(rows: list[dict], out_dir: Path) -> None:
     _write_atomic(out_dir / "sweep.json", json.dumps(rows, indent=2) + "\n")
 
 
+def images_digest(images: np.ndarray) -> str:
+    """How many images and a short hash of their pixels, e.g. '10000:3f2a9c1b' (a row's image set)."""
+    return f"{len(images)}:{hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).hexdigest()[:8]}"
+
+
+def measured_rows(out_dir: Path, model_id: str, images: str, mode: str) -> dict:
+    """Rows of out_dir/sweep.json measured on this model, image set and mode, by (lanes, events); rows of
+    anything else (or of a sweep.json written before rows named their model) are not taken back."""
+    path = out_dir / "sweep.json"
+    if not path.exists():
+        return {}
+    try:
+        rows = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not a sweep's JSON ({error}); move it away or sweep into another directory") \
+            from None
+    return {(row["lanes"], row["events"]): row for row in rows if isinstance(row, dict)
+            and (row.get("model_id"), row.get("images"), row.get("mode")) == (model_id, images, mode)}
+
+
 def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode: str = "early",
-          clock_hz: float = 100e6, progress: bool = False) -> list[dict]:
-    """Build and model every point; returns the rows (also in out_dir/sweep.csv, sweep.json, sweep.png)."""
+          clock_hz: float = 100e6, progress: bool = False, resume: bool = False) -> list[dict]:
+    """Build and model every point; returns the rows (also in out_dir/sweep.csv, sweep.json, sweep.png).
+    With `resume`, points already in out_dir/sweep.json for this model, image set and mode are not built
+    again."""
     import time
 
     artifact = read_artifact(model_dir)
     network = artifact.network
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    digest = images_digest(images)
+    kept = measured_rows(out_dir, artifact.model_id, digest, mode) if resume else {}
     ref = reference.run(network, images)
     bins = encode_pixels(images)
     rows = []
@@ -77,6 +104,11 @@ def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode
     for point in iterator:
         config = CoreConfig(network, lanes=point.lanes, mode=mode, events=point.events)
         tag = f"p{'-'.join(map(str, config.lanes))}_e{'-'.join(map(str, config.events))}"
+        key = (",".join(map(str, config.lanes)), ",".join(map(str, config.events)))
+        if key in kept:
+            rows.append(kept[key])
+            write_rows(rows, out_dir)
+            continue
         began = time.perf_counter()
         summary = build("arty_a7", model_dir, out_dir / tag, lanes=point.lanes, mode=mode, events=point.events)
         seconds = time.perf_counter() - began
@@ -84,7 +116,7 @@ def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode
         plan = schedule(network.sizes, config.lanes, bins, ref.spikes, config.events)
         cycles = plan.cycles(mode)
         small, large = XILINX_CAPACITY["xc7a35t"], XILINX_CAPACITY["xc7a100t"]
-        row = {"lanes": ",".join(map(str, config.lanes)), "events": ",".join(map(str, config.events)), "mode": mode,
+        row = {"lanes": key[0], "events": key[1], "mode": mode, "model_id": artifact.model_id, "images": digest,
                **{k: use[k] for k in ("LUT", "FF", "BRAM36", "CARRY4")},
                "logic_levels": summary["estimate"]["logic_levels"], "lut_levels": summary["estimate"]["lut_levels"],
                "lut_pct_35t": round(100 * use["LUT"] / small["LUT"], 1),

@@ -319,8 +319,9 @@ def cmd_sweep(args, argv) -> int:
         except ValueError as error:
             raise CLIError(f"--point {point.lanes}/{point.events}: {error}") from None
     try:
-        rows = sweep(args.model, images, points, args.out, mode=args.mode, progress=sys.stderr.isatty())
-    except BuildError as error:
+        rows = sweep(args.model, images, points, args.out, mode=args.mode, progress=sys.stderr.isatty(),
+                     resume=args.resume)
+    except (BuildError, ValueError) as error:
         raise CLIError(str(error)) from None
     print(f"{'lanes':<10} {'events':<10} {'LUT':>7} {'35T %':>6} {'BRAM36':>6} {'levels':>6} {'mean':>7} "
           f"{'p95':>5} {'floor':>6} {'img/s':>8}")
@@ -437,6 +438,9 @@ def add_commands(sub) -> None:
                    help="a configuration: --lanes and --events values joined by '/' (repeatable), e.g. max/4,max")
     p.add_argument("--mode", choices=MODES, default="early")
     p.add_argument("--out", required=True, metavar="DIR", help="sweep directory (one build directory per point)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows DIR/sweep.json already holds for these points (same model, images and mode) "
+                        "and build only the others: to finish an interrupted sweep or add points to one")
     _add_data_dir(p)
     p.set_defaults(func=cmd_sweep)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,6 +92,39 @@ def test_sweep_writes_one_row_per_point_with_the_cycle_models_cycles(tmp_path):
     assert [t["events"] for t in table] == ["1,1", "4,6"] and float(table[1]["cycles_mean"]) == rows[1]["cycles_mean"]
     assert json.loads((tmp_path / "sweep" / "sweep.json").read_text()) == rows
     assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_resume_builds_only_the_points_it_has_not_measured(tmp_path, monkeypatch):
+    import json
+
+    from bs4nn.boards import sweep as sweep_module
+    from bs4nn.boards.sweep import parse_point, sweep
+
+    rng = np.random.default_rng(4)
+    network = random_network([16, 6, 3], rng, input_shape=(4, 4), threshold_range=(1, 4))
+    artifact = write_artifact(tmp_path / "model", network, "digits", PROVENANCE)
+    images = rng.choice([0, 0, 30, 200, 255], size=(6, 16)).astype(np.uint8)
+    first = sweep(artifact.path, images, [parse_point("2,3/1")], tmp_path / "sweep")
+    assert first[0]["model_id"] == artifact.model_id and first[0]["images"].startswith("6:")
+
+    built = []
+    real_build = sweep_module.build
+
+    def counting_build(board, model_dir, out_dir, **kwargs):
+        built.append(Path(out_dir).name)
+        return real_build(board, model_dir, out_dir, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "build", counting_build)
+    points = [parse_point("2,3/1"), parse_point("max/1")]
+    rows = sweep(artifact.path, images, points, tmp_path / "sweep", resume=True)
+    assert built == ["p6-3_e1-1"] and rows[0] == first[0] and [r["lanes"] for r in rows] == ["2,3", "6,3"]
+    assert json.loads((tmp_path / "sweep" / "sweep.json").read_text()) == rows
+    # rows of other images are not taken back
+    sweep(artifact.path, images[:5], points[:1], tmp_path / "sweep", resume=True)
+    assert built == ["p6-3_e1-1", "p2-3_e1-1"]
+    (tmp_path / "sweep" / "sweep.json").write_text("{not json")
+    with pytest.raises(ValueError, match="sweep.json"):
+        sweep(artifact.path, images, points[:1], tmp_path / "sweep", resume=True)
 
 
 NEXTPNR_LOG = """Info: Max frequency for clock '$glbnet$clk': 50.00 MHz (PASS at 25.00 MHz)
