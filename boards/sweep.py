@@ -141,12 +141,15 @@ def plot_sweep(rows: list[dict], path) -> None:
     from bs4nn.sw.plots import _save, plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for row in rows:
+    by_area = sorted(range(len(rows)), key=lambda i: rows[i]["LUT"])
+    below = {i for rank, i in enumerate(by_area) if rank % 2}  # neighbours in area take turns above and below
+    for i, row in enumerate(rows):
         colour = ("tab:green" if row["fits_35t_60pct"] else "tab:olive" if row["lut_pct_35t"] <= 100
                   else "tab:blue" if row["fits_100t"] else "tab:red")
         ax.scatter(row["LUT"], row["cycles_mean"], color=colour, s=30)
         ax.annotate(f"P {row['lanes']} / E {row['events']}\n{row['logic_levels']} levels",
-                    (row["LUT"], row["cycles_mean"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+                    (row["LUT"], row["cycles_mean"]), fontsize=7, xytext=(4, -20 if i in below else 4),
+                    textcoords="offset points")
     ax.axvline(0.6 * XILINX_CAPACITY["xc7a35t"]["LUT"], color="tab:green", linestyle="--", linewidth=0.8,
                label="60 % of the A7-35T's LUTs")
     ax.axvline(XILINX_CAPACITY["xc7a35t"]["LUT"], color="tab:green", linestyle="-.", linewidth=0.8,
