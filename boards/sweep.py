@@ -28,8 +28,8 @@ from bs4nn.sw.semantics import encode_pixels
 
 from .build import XILINX_CAPACITY, build
 
-FIELDS = ["lanes", "events", "mode", "model_id", "images", "LUT", "FF", "BRAM36", "CARRY4", "logic_levels", "lut_levels",
-          "lut_pct_35t", "lut_pct_100t", "bram_pct_35t", "fits_35t_60pct", "fits_100t", "cycles_mean",
+FIELDS = ["lanes", "events", "mode", "model_id", "images", "LUT", "FF", "BRAM36", "CARRY4", "logic_levels",
+          "lut_levels", "lut_pct_35t", "lut_pct_100t", "bram_pct_35t", "fits_35t_60pct", "fits_100t", "cycles_mean",
           "cycles_p95", "cycles_max", "floor_mean", "pipeline_floor_mean", "images_per_s_bound", "build_s"]
 
 
