@@ -60,6 +60,10 @@ def write_rows(rows: list[dict], out_dir: Path) -> None:
     _write_atomic(out_dir / "sweep.json", json.dumps(rows, indent=2) + "\n")
 
 
+class SweepError(ValueError):
+    """A sweep directory's file that cannot be taken back."""
+
+
 def images_digest(images: np.ndarray) -> str:
     """How many images and a short hash of their pixels, e.g. '10000:3f2a9c1b' (a row's image set)."""
     return f"{len(images)}:{hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).hexdigest()[:8]}"
@@ -74,7 +78,7 @@ def measured_rows(out_dir: Path, model_id: str, images: str, mode: str) -> dict:
     try:
         rows = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not a sweep's JSON ({error}); move it away or sweep into another directory") \
+        raise SweepError(f"{path}: not a sweep's JSON ({error}); move it away or sweep into another directory") \
             from None
     return {(row["lanes"], row["events"]): row for row in rows if isinstance(row, dict)
             and (row.get("model_id"), row.get("images"), row.get("mode")) == (model_id, images, mode)}
@@ -103,8 +107,8 @@ def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode
         iterator = tqdm(points, desc="sweep", unit="config")
     for point in iterator:
         config = CoreConfig(network, lanes=point.lanes, mode=mode, events=point.events)
-        tag = f"p{'-'.join(map(str, config.lanes))}_e{'-'.join(map(str, config.events))}"
         key = (",".join(map(str, config.lanes)), ",".join(map(str, config.events)))
+        tag = f"p{key[0].replace(',', '-')}_e{key[1].replace(',', '-')}"
         if key in kept:
             rows.append(kept[key])
             write_rows(rows, out_dir)

@@ -304,7 +304,7 @@ def cmd_bitstream(args, argv) -> int:
 
 def cmd_sweep(args, argv) -> int:
     from .boards.build import BuildError
-    from .boards.sweep import parse_point, sweep
+    from .boards.sweep import SweepError, parse_point, sweep
     from .export.artifact import read_artifact
 
     artifact = read_artifact(args.model)
@@ -321,7 +321,7 @@ def cmd_sweep(args, argv) -> int:
     try:
         rows = sweep(args.model, images, points, args.out, mode=args.mode, progress=sys.stderr.isatty(),
                      resume=args.resume)
-    except (BuildError, ValueError) as error:
+    except (BuildError, SweepError) as error:
         raise CLIError(str(error)) from None
     print(f"{'lanes':<10} {'events':<10} {'LUT':>7} {'35T %':>6} {'BRAM36':>6} {'levels':>6} {'mean':>7} "
           f"{'p95':>5} {'floor':>6} {'img/s':>8}")

@@ -282,8 +282,8 @@ class LayerUnit(wiring.Component):
         head_flags = [[select(m, [entry_flags[d][j][c] for d in range(queue_depth)], head, f"head_b{j}_chunk{c}")
                        for c in range(len(chunks[j]))] for j in range(out_banks)]
         # the bits the load writes and the free reads (anything fired, two or more in a bank) are summarised
-        # per entry from the entry's own flags, then one bit is selected
-        # by `head`: the trees sit beside their entry's flip-flops, and no wide select is in front of them
+        # per entry from the entry's own flags, then one bit is selected by `head`: the trees sit beside
+        # their entry's flip-flops, and no wide select is in front of them
         entry_any = [any_set(m, [flag for flags in entry_flags[d] for flag in flags], f"entry{d}_any")
                      for d in range(queue_depth)]
         head_any = select(m, entry_any, head, "head_any")
