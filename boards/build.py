@@ -167,14 +167,20 @@ def xilinx_estimate(out_dir: Path, device: str, env: dict) -> dict:
            "CARRY4": sum(n for c, n in cells.items() if c.startswith("CARRY4")),
            "LUTRAM": sum(n for c, n in cells.items() if c.startswith("RAM") and not c.startswith("RAMB"))}
     part = "xc7a100t" if "100t" in device else "xc7a35t"
-    capacity = XILINX_CAPACITY[part]
     depth = netlist_depth(out_dir / "estimate" / "netlist.json", NAME)
-    return {"part": part, "cells": cells, "use": use,
-            "percent": {k: round(100 * use[k] / capacity[k], 1) for k in capacity},
+    return {"part": part, "cells": cells, "use": use, **against_part(use, part),
             "logic_levels": depth.levels, "lut_levels": depth.lut_levels, "deepest_path": depth.path,
             "deepest_path_ends_at": depth.ends_at, "lut_level_aim": LUT_LEVEL_AIM,
             "over_aim": groups_over(depth.endpoint_lut_levels, LUT_LEVEL_AIM),
             "source": f"estimate/{NAME}.v (the tree's {NAME}.v without BUFGCTRL's SIM_DEVICE parameter)"}
+
+
+def against_part(use: dict, part: str) -> dict:
+    """Use against an Artix-7 part: percent of each resource, and the resources it needs more of than
+    the part has (as [used, available]; Vivado would stop at placement)."""
+    capacity = XILINX_CAPACITY[part]
+    return {"percent": {k: round(100 * use[k] / capacity[k], 1) for k in capacity},
+            "over_capacity": {k: [use[k], capacity[k]] for k in capacity if use[k] > capacity[k]}}
 
 
 def nextpnr_report(out_dir: Path) -> dict:

@@ -285,6 +285,10 @@ def cmd_bitstream(args, argv) -> int:
         for key, value in estimate["use"].items():
             percent = estimate["percent"].get(key)
             print(f"           {key:<7} {value:>8g}" + (f"  {percent:5.1f} %" if percent is not None else ""))
+        over_capacity = estimate.get("over_capacity")
+        if over_capacity:
+            print(f"           does NOT fit the {estimate['part']}: " + ", ".join(
+                f"{key} {used:g} of {available:g}" for key, (used, available) in over_capacity.items()))
         print(f"           depth   {estimate['logic_levels']} logic levels between registers "
               f"({estimate['lut_levels']} LUT levels; LUT, LUTRAM read, MUXF and CARRY4 each count one)")
         over = estimate["over_aim"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bs4nn.boards.build import NAME, board_pins, build, estimable_verilog, platform_for
+from bs4nn.boards.build import NAME, against_part, board_pins, build, estimable_verilog, platform_for
 from bs4nn.export.artifact import write_artifact
 from bs4nn.sw.network import random_network
 
@@ -56,10 +56,20 @@ def test_yosys_synthesises_the_verilog_of_the_tree(arty_tree):
     estimate = arty_tree["estimate"]
     assert estimate["part"] == "xc7a35t" and estimate["use"]["LUT"] > 50 and estimate["use"]["FF"] > 50
     assert 0 < estimate["percent"]["LUT"] < 100 and estimate["logic_levels"] >= estimate["lut_levels"] >= 2
+    assert estimate["over_capacity"] == {}
     # the registers over the depth aim: grouped, each group deeper than the aim, the deepest among them
     over = estimate["over_aim"]
     assert estimate["lut_level_aim"] == 6 and all(row["lut_levels"] > 6 and row["count"] >= 1 for row in over)
     assert all(row["lut_levels"] <= estimate["lut_levels"] for row in over)
+
+
+def test_an_estimate_over_the_parts_block_ram_names_it():
+    """Figures of events 16,600 on the 100T (2026-12-06): LUTs fit, block RAM does not."""
+    use = {"LUT": 48487, "FF": 29607, "BRAM36": 144.5, "DSP": 0, "CARRY4": 4653}
+    report = against_part(use, "xc7a100t")
+    assert report["over_capacity"] == {"BRAM36": [144.5, 135]}
+    assert report["percent"]["BRAM36"] == 107.0 and report["percent"]["LUT"] == 76.5
+    assert set(against_part(use, "xc7a35t")["over_capacity"]) == {"LUT", "BRAM36"}
 
 
 def test_sweep_writes_one_row_per_point_with_the_cycle_models_cycles(tmp_path):
