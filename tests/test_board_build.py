@@ -173,3 +173,19 @@ def test_the_critical_path_is_the_clocks_not_a_cross_domain_one(tmp_path):
     assert report["fmax_mhz"] == 259.07  # the build's own log, its last (post-route) figure
     assert report["critical_path"]["ns"] == 3.86
     assert critical_path("Info: Max frequency for clock 'x': 9.00 MHz\n") is None
+
+
+def test_bitstream_says_when_the_estimate_does_not_fit_the_part(monkeypatch, capsys, tmp_path):
+    """The CLI turns the estimate's over_capacity into one line naming each resource that overflows."""
+    import bs4nn.boards.build as build_module
+    from bs4nn.cli import main
+
+    use = {"LUT": 48487, "FF": 29607, "BRAM36": 144.5, "DSP": 0, "CARRY4": 4653, "LUTRAM": 160}
+    summary = {"model_id": "72742476" + "0" * 56, "sizes": [784, 600, 10], "lanes": [600, 10], "events": [16, 600],
+               "mode": "early", "baud": 115200, "divisor": 868, "clock_hz": 100e6, "bitstream": None,
+               "estimate": {"part": "xc7a100t", "use": use, **against_part(use, "xc7a100t"), "logic_levels": 34,
+                            "lut_levels": 27, "lut_level_aim": 6, "over_aim": []}}
+    monkeypatch.setattr(build_module, "build", lambda *args, **kwargs: summary)
+    assert main(["bitstream", "--board", "arty_a7_100", "--model", str(tmp_path), "--out", str(tmp_path / "b")]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert "does NOT fit the xc7a100t: BRAM36 144.5 of 135" in lines
