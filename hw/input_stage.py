@@ -147,10 +147,12 @@ class InputStage(wiring.Component):
         pixel = self.pixels.payload
         bin_in = Signal(8)
         m.d.comb += bin_in.eq(~pixel.data)
-        # the pixel's bin one-hot, decoded once for all banks (a variable bit-select on the left of an
-        # assignment would be a 256-way case per bank, which yosys expands into 256 x 256 compares)
+        # the pixel's bin one-hot, decoded once for all banks; each bitmap bit is set under its own enable
+        # (a variable bit-select on the left of an assignment would be a 256-way case per bank, which yosys
+        # expands into 256 x 256 compares before merging them; `bitmap | one-hot` would put an OR before
+        # every bit's flip-flop instead of using its enable)
         bin_bit = Signal(256)
-        m.d.comb += bin_bit.eq(1 << bin_in)
+        m.d.comb += bin_bit.eq(Cat(bin_in == b for b in range(256)))
         with m.FSM():
             with m.State("INGEST"):
                 m.d.comb += self.pixels.ready.eq(1)
@@ -161,7 +163,10 @@ class InputStage(wiring.Component):
                             m.d.comb += [head_write.en.eq(1),
                                          head_write.data.index.eq(row),
                                          head_write.data.has_next.eq(bitmaps[j].bit_select(bin_in, 1))]
-                            m.d.sync += [bitmaps[j].eq(bitmaps[j] | bin_bit), link_pending[j].eq(1)]
+                            m.d.sync += link_pending[j].eq(1)
+                            for b in range(256):
+                                with m.If(bin_bit[b]):
+                                    m.d.sync += bitmaps[j][b].eq(1)
                     self._file_group(m, bin_in, bank, slot_valid, slot_group, slot_words, left, left_low, load)
                     m.d.sync += link_addr.eq(row)
                     if banks > 1:
