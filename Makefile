@@ -132,7 +132,7 @@ bitstream: $(STAMP)
 # design-space sweep on the shipped MNIST model: lanes/events points against the open Arty estimate (a few
 # minutes per point) and the cycle model on the whole test set; runs/sweep/sweep.csv, sweep.json, sweep.png
 SWEEP_MODEL ?= models/mnist-784-600-10
-SWEEP_POINTS ?= max/1 max/2,1 max/2,16 max/4,16 max/4,max max/8,16 max/8,32 300,10/1 300,10/4,16 150,10/2,16
+SWEEP_POINTS ?= max/1 max/2,1 max/2,16 max/4,16 max/4,max max/8,16 max/8,32 max/13,600 300,10/1 300,10/4,16 150,10/2,16
 sweep: $(STAMP)
 	$(BS4NN) sweep --model $(SWEEP_MODEL) --dataset mnist $(DATA_ARGS) $(foreach p,$(SWEEP_POINTS),--point $(p)) --out $(RUNS)/sweep
 
