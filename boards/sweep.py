@@ -26,7 +26,7 @@ from bs4nn.sw import reference
 from bs4nn.sw.cycles import schedule
 from bs4nn.sw.semantics import encode_pixels
 
-from .build import XILINX_CAPACITY, build
+from .build import XILINX_CAPACITY, against_part, build
 
 FIELDS = ["lanes", "events", "mode", "model_id", "images", "LUT", "FF", "BRAM36", "CARRY4", "logic_levels",
           "lut_levels", "lut_pct_35t", "lut_pct_100t", "bram_pct_35t", "fits_35t_60pct", "fits_100t", "cycles_mean",
@@ -119,15 +119,15 @@ def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode
         use = summary["estimate"]["use"]
         plan = schedule(network.sizes, config.lanes, bins, ref.spikes, config.events)
         cycles = plan.cycles(mode)
-        small, large = XILINX_CAPACITY["xc7a35t"], XILINX_CAPACITY["xc7a100t"]
+        small, large = against_part(use, "xc7a35t"), against_part(use, "xc7a100t")
         row = {"lanes": key[0], "events": key[1], "mode": mode, "model_id": artifact.model_id, "images": digest,
                **{k: use[k] for k in ("LUT", "FF", "BRAM36", "CARRY4")},
                "logic_levels": summary["estimate"]["logic_levels"], "lut_levels": summary["estimate"]["lut_levels"],
-               "lut_pct_35t": round(100 * use["LUT"] / small["LUT"], 1),
-               "lut_pct_100t": round(100 * use["LUT"] / large["LUT"], 1),
-               "bram_pct_35t": round(100 * use["BRAM36"] / small["BRAM36"], 1),
-               "fits_35t_60pct": bool(use["LUT"] <= 0.6 * small["LUT"] and use["BRAM36"] <= small["BRAM36"]),
-               "fits_100t": bool(use["LUT"] <= large["LUT"] and use["BRAM36"] <= large["BRAM36"]),
+               "lut_pct_35t": small["percent"]["LUT"], "lut_pct_100t": large["percent"]["LUT"],
+               "bram_pct_35t": small["percent"]["BRAM36"],
+               "fits_35t_60pct": bool(use["LUT"] <= 0.6 * XILINX_CAPACITY["xc7a35t"]["LUT"]
+                                      and "BRAM36" not in small["over_capacity"]),
+               "fits_100t": not {"LUT", "BRAM36"} & set(large["over_capacity"]),
                "cycles_mean": round(float(cycles.mean()), 2), "cycles_p95": float(np.percentile(cycles, 95)),
                "cycles_max": int(cycles.max()), "floor_mean": round(float(plan.floor(mode).mean()), 2),
                "pipeline_floor_mean": round(float(plan.pipeline_floor(mode).mean()), 2),
