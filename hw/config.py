@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bs4nn.sw.cycles import (  # noqa: F401 (re-exported)
-    MODES, parse_events, parse_lanes, rom_in_block_ram, spike_queue_entries)
+    MODES, bank_input, input_bank, parse_events, parse_lanes, rom_in_block_ram, spike_queue_entries)
 from bs4nn.sw.network import Network
 from bs4nn.sw.semantics import T_MAX
 
@@ -28,7 +28,7 @@ class LayerConfig:
     lanes: int  # neurons updated per cycle (P)
     is_output: bool
     next_is_hidden: bool  # events at bin 255 are not forwarded to a hidden layer
-    events: int = 1  # E: events taken per word, one per input bank (input i in bank i mod E)
+    events: int = 1  # E: events taken per word, one per input bank (`input_bank(i, E, index)`)
     events_out: int = 1  # the next layer's E (1 for the output layer): the spike words' banks
 
     @property

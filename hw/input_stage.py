@@ -3,8 +3,9 @@
 Per-bin linked lists in block RAM with registered reads: a head entry per bin and a link per pixel, plus
 a 256-bit bitmap of the bins that hold a pixel. A head entry is (latest pixel of the bin, whether the bin
 holds an earlier one); the link of pixel p is the head entry it replaced, so every event knows whether it
-is the last of its bin without a second read. With E banks (pixel i in bank i mod E), each bank keeps its
-own lists and bitmap and all banks walk the same bin together, one event each per word.
+is the last of its bin without a second read. With E banks (pixel i at index i // E, in bank
+(i + i // E) mod E: `input_bank`), each bank keeps its own lists and bitmap and all banks walk the same
+bin together, one event each per word.
 
 The walk never searches the 256-bit bitmap in one cycle. The bins form 16 groups of 16; two slots hold
 the two lowest groups that still hold bins to hand out (their bins, per bank, as 16-bit words) and a
@@ -35,8 +36,8 @@ GROUPS, GROUP_BINS = 16, 16  # the walk's two-level search: 256 bins = 16 groups
 
 class InputStage(wiring.Component):
     """Pixels in (raster order, one per cycle), event words out (bins ascending). Pixel i goes to bank
-    i mod `banks`, as index i // banks; a word holds one event of every bank with events left in the bin
-    (within a bank, the latest pixel first). With `skip_bin_255`, bin 255 (black pixels) is never handed
+    (i + i // E) mod E of E = `banks`, as index i // E (`input_bank`); a word holds one event of every
+    bank with events left in the bin (within a bank, the latest pixel first). With `skip_bin_255`, bin 255 (black pixels) is never handed
     out."""
 
     def __init__(self, n_in: int, skip_bin_255: bool, banks: int = 1):
@@ -76,8 +77,10 @@ class InputStage(wiring.Component):
         walk_out = out_slice.i
 
         count = Signal(range(n_in))
-        bank = Signal(range(banks))  # the bank and index of the next pixel: count mod banks, count // banks
-        row = Signal(width)
+        # the next pixel's index in its bank (count // E), its place among the E pixels of that index (count
+        # mod E), the bank of the first of them (index mod E) and its own bank (the two added, mod E)
+        row, position = Signal(width, name="row"), Signal(range(banks), name="position")
+        row_bank, bank = Signal(range(banks), name="row_bank"), Signal(range(banks), name="bank")
         link_addr = Signal(width)  # the index of the pixel taken last cycle (in its bank)
         # the bin being handed out, and the next one, whose heads are read ahead
         cur_valid, cur_bin, cur_first = Signal(), Signal(8), Signal()  # cur_first: its first word not taken yet
@@ -170,10 +173,13 @@ class InputStage(wiring.Component):
                     self._file_group(m, bin_in, bank, slot_valid, slot_group, slot_words, left, left_low, load)
                     m.d.sync += link_addr.eq(row)
                     if banks > 1:
-                        with m.If(bank == banks - 1):
-                            m.d.sync += [bank.eq(0), row.eq(row + 1)]
+                        def after(b):  # bank b + 1 mod E
+                            return Mux(b == banks - 1, 0, b + 1)
+                        with m.If(position == banks - 1):  # the next index starts one bank further
+                            m.d.sync += [position.eq(0), row.eq(row + 1), row_bank.eq(after(row_bank)),
+                                         bank.eq(after(row_bank))]
                         with m.Else():
-                            m.d.sync += bank.eq(bank + 1)
+                            m.d.sync += [position.eq(position + 1), bank.eq(after(bank))]
                     else:
                         m.d.sync += row.eq(row + 1)
                     is_last = count == n_in - 1
@@ -182,6 +188,8 @@ class InputStage(wiring.Component):
                     with m.If(is_last):
                         m.d.comb += self.last_pixel.eq(1)
                         m.d.sync += [count.eq(0), bank.eq(0), row.eq(0), cur_valid.eq(0), next_valid.eq(0)]
+                        if banks > 1:
+                            m.d.sync += [position.eq(0), row_bank.eq(0)]
                         m.d.sync += [f.eq(0) for f in from_link]
                         m.next = "WALK"
                     with m.Else():

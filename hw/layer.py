@@ -1,6 +1,6 @@
 """One weight layer as an event-driven binary integrate-and-fire unit.
 
-An event word (up to E events of bin b, one per input bank: input i in bank i mod E) reads, in each
+An event word (up to E events of bin b, one per input bank: `input_bank`) reads, in each
 bank's ROM, G = ceil(n_out / P) words of P bits, one per cycle, and adds the sum of the events' +1 / -1 to
 P neurons per cycle. After the last word of a bin, the neurons whose potential reached their threshold
 fire at bin b + 1 (each neuron once): they leave as words of the next layer's banks (one word per cycle,
@@ -23,7 +23,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
-from .config import LayerConfig, index_width, potential_width, rom_in_block_ram, spike_queue_entries
+from .config import (LayerConfig, index_width, input_bank, potential_width, rom_in_block_ram,
+                     spike_queue_entries)
 from .encoders import any_set, any_set_words, at_least, chunked_lowest, popcount, select
 from .skid import SkidBuffer
 
@@ -34,14 +35,15 @@ EMIT_GATHER = 8  # chunks whose candidates for a word's index are gathered befor
 # parts are ORed behind it), so no path gathers across all of a bank's chunks in one cycle
 
 
-def bank_rom_words(signs: np.ndarray, lanes: int, banks: int) -> list[list[int]]:
-    """Per bank j of E: the ROM of inputs j, j + E, j + 2E, ... (word (r * G + g): input r * E + j); rows
-    past n_in are all -1 (never read: no such input spikes)."""
+def bank_rom_words(signs: np.ndarray, lanes: int, banks: int, layer: int) -> list[list[int]]:
+    """Per bank j of E: the ROM of the inputs in bank j (`input_bank`), word (r * G + g) for the one at
+    index r; rows past n_in are all -1 (never read: no such input spikes)."""
     n_in, n_out = signs.shape
     depth = -(-n_in // banks)
-    padded = np.full((depth * banks, n_out), -1, dtype=signs.dtype)
-    padded[:n_in] = signs
-    return [rom_words(padded[j::banks], lanes) for j in range(banks)]
+    rows = np.full((banks, depth, n_out), -1, dtype=signs.dtype)
+    inputs = np.arange(n_in)
+    rows[input_bank(inputs, banks, layer), inputs // banks] = signs
+    return [rom_words(rows[j], lanes) for j in range(banks)]
 
 
 def rom_words(signs: np.ndarray, lanes: int) -> list[int]:
@@ -124,7 +126,7 @@ class LayerUnit(wiring.Component):
         thresholds = lane_thresholds(self.thresholds, cfg.n_in, lanes)
 
         # one ROM per input bank; a bank of one word (E = n_in, G = 1) is a constant
-        banks, bank_words = cfg.events, bank_rom_words(self.signs, lanes, cfg.events)
+        banks, bank_words = cfg.events, bank_rom_words(self.signs, lanes, cfg.events, cfg.index)
         stage_r = rom_in_block_ram(cfg.n_in, cfg.n_out, lanes, banks)
         rom_data, rom_reads = [], []
         for j, words in enumerate(bank_words):

@@ -10,7 +10,7 @@ PIXEL = data.StructLayout({"data": unsigned(8), "last": unsigned(1)})
 
 
 def slots(n: int, banks: int) -> data.ArrayLayout:
-    """One slot per bank of n inputs (input i in bank i mod banks, at i // banks): valid and that index."""
+    """One slot per bank of n inputs (input i at index i // banks, in bank `input_bank`): valid and that index."""
     depth = -(-n // banks)
     index = unsigned(index_width(depth) if depth > 1 else 0)  # a bank of one input needs no index
     return data.ArrayLayout(data.StructLayout({"valid": unsigned(1), "index": index}), banks)

@@ -4,9 +4,10 @@ The hardware (hw/, docs/hardware.md) is event-driven and its timing depends only
 in which bins, so the full-mode reference run determines it. Co-simulation asserts that the model and
 the RTL agree on every image exactly; this module never imports the hardware.
 
-Events travel in words: layer k takes E_k events per word, one from each bank of its inputs (input i
-in bank i mod E_k), all of one bin; a bin whose busiest bank holds c events takes c words (word w holds
-one event of every bank with more than w). With E = 1 a word is one event.
+Events travel in words: layer k takes E_k events per word, one from each bank of its inputs (`input_bank`:
+input i at index i // E_k, in bank i mod E_k, layer 0's pixels rotated per word), all of one bin; a bin
+whose busiest bank holds c events takes c words (word w holds one event of every bank with more than w).
+With E = 1 a word is one event.
 
 Timing rules (cycle 0 is the cycle the image's last pixel is accepted):
 - The input stage offers layer 0 its first word in cycle 3 (`INPUT_FIRST_WORD`) and every next one (of
@@ -115,7 +116,7 @@ def parse_lanes(lanes, sizes_out, what: str = "lanes", bound: str = "n_out") -> 
 
 
 def parse_events(events, sizes_in) -> tuple[int, ...]:
-    """Events per cycle E per layer (inputs banked by i mod E), like `parse_lanes` over each n_in: an int
+    """Events per cycle E per layer (inputs banked by `input_bank`), like `parse_lanes` over each n_in: an int
     (capped at each n_in), "E0,E1" ("max": every input in its own bank), a sequence, or None (1)."""
     sizes = [int(n) for n in sizes_in]
     if events is None:
@@ -184,12 +185,30 @@ class Schedule:
         return self.layer_events(mode) @ np.asarray(sizes_out, np.int64)
 
 
-def _bin_words(bins: np.ndarray, indices: np.ndarray, banks: int) -> dict[int, list[int]]:
-    """Per bin: the events of each word, when input i sits in bank i mod `banks` and a word takes one
-    event per bank (word w holds one event of every bank with more than w events in the bin)."""
+def input_bank(inputs, banks: int, layer: int):
+    """The bank of each input (an int or an array) of layer `layer` with E = `banks` input banks; input i
+    sits at index i // E of its bank. A hidden layer's inputs are neurons, in bank i mod E. Layer 0's are
+    pixels in raster order, and each word of E pixels is rotated by its index: bank (i + i // E) mod E.
+    A vertical stroke's pixels, often of one bin, then spread over the banks even when E divides the
+    image's width, where i mod E would put them all in one bank and serialise them."""
+    if layer == 0:
+        return (inputs + inputs // banks) % banks
+    return inputs % banks
+
+
+def bank_input(bank, index, banks: int, layer: int):
+    """The input at `index` of `bank` (the inverse of `input_bank`)."""
+    if layer == 0:
+        return index * banks + (bank - index) % banks
+    return index * banks + bank
+
+
+def _bin_words(bins: np.ndarray, in_bank: np.ndarray, banks: int) -> dict[int, list[int]]:
+    """Per bin: the events of each word, when event e sits in bank `in_bank[e]` of `banks` and a word takes
+    one event per bank (word w holds one event of every bank with more than w events in the bin)."""
     words = {}
     for b in np.unique(bins).tolist():
-        counts = np.bincount(indices[bins == b] % banks, minlength=banks)
+        counts = np.bincount(in_bank[bins == b], minlength=banks)
         words[b] = [int((counts > w).sum()) for w in range(int(counts.max()))]
     return words
 
@@ -257,14 +276,14 @@ def schedule(sizes, lanes, input_bins: np.ndarray, spikes: list[np.ndarray], eve
     for i in range(n_images):
         bins = input_bins[i].astype(np.int64)
         keep = bins < T_MAX - 1 if n_layers > 1 else np.ones(len(bins), bool)
-        input_words = _bin_words(bins[keep], np.flatnonzero(keep), banks[0])
+        input_words = _bin_words(bins[keep], input_bank(np.flatnonzero(keep), banks[0], 0), banks[0])
         words = [(b, INPUT_FIRST_WORD, n) for b, ws in sorted(input_words.items()) for n in ws]
         end_arrival = INPUT_FIRST_WORD - 1  # the input stage: see _layer (from_input)
         all_consumed = []
         for k in range(n_layers):
             row = spikes[k][i].astype(np.int64)
             fired = row < T_MAX
-            fired_words = _bin_words(row[fired], np.flatnonzero(fired), banks[k + 1])
+            fired_words = _bin_words(row[fired], input_bank(np.flatnonzero(fired), banks[k + 1], k + 1), banks[k + 1])
             is_output = k == n_layers - 1
             forward_255 = k + 2 >= n_layers  # the next layer (if any) is the output layer
             stage_r = int(rom_in_block_ram(sizes[k], sizes[k + 1], lanes[k], banks[k]))

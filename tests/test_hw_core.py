@@ -2,6 +2,8 @@
 the cycle model on random networks, with stalls on every port and aborts inside images."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal
@@ -12,11 +14,11 @@ from bs4nn.export.artifact import encode_hex
 from bs4nn.hw.config import CoreConfig
 from bs4nn.hw.encoders import at_least, lowest_set_bit
 from bs4nn.hw.input_stage import InputStage
-from bs4nn.hw.layer import rom_words
+from bs4nn.hw.layer import bank_rom_words, rom_words
 from bs4nn.sim.scoreboard import ImageOutcome, Scoreboard
 from bs4nn.sw import reference
 from bs4nn.sw.conformance import random_case, situations
-from bs4nn.sw.cycles import schedule
+from bs4nn.sw.cycles import bank_input, input_bank, schedule
 from bs4nn.sw.network import random_network
 from bs4nn.sw.semantics import encode_pixels
 
@@ -80,8 +82,44 @@ def test_rom_words_with_all_lanes_are_the_artifact_rows():
             assert sum(words[i * groups + g] << (g * lanes) for g in range(groups)) == row
 
 
+def test_rom_banks_hold_each_input_once_where_input_bank_puts_it():
+    """Bank j's ROM row r holds the weights of input `bank_input(j, r)`; rows past n_in are all -1."""
+    network = random_network([23, 7, 4], np.random.default_rng(2))
+    for k, layer in enumerate(network.layers):
+        for banks in (1, 3, 4, layer.n_in):
+            depth, groups = -(-layer.n_in // banks), -(-layer.n_out // 3)  # 3 lanes
+            roms = bank_rom_words(layer.signs, 3, banks, k)
+            assert [len(rom) for rom in roms] == [depth * groups] * banks
+            for j, rom in enumerate(roms):
+                for r in range(depth):
+                    i = bank_input(j, r, banks, k)
+                    signs = layer.signs[i] if i < layer.n_in else -np.ones(layer.n_out, int)
+                    assert rom[r * groups:(r + 1) * groups] == rom_words(signs[None, :], 3), \
+                        f"layer {k}, E {banks}, bank {j}, row {r}"
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+@pytest.mark.parametrize("banks", [1, 2, 4, 7, 13, 28])
+def test_input_bank_is_a_bijection_onto_bank_and_index(layer, banks):
+    inputs = np.arange(784)
+    bank = input_bank(inputs, banks, layer)
+    assert bank.min() >= 0 and bank.max() < banks
+    assert len(set(zip(bank.tolist(), (inputs // banks).tolist()))) == 784
+    assert (bank_input(bank, inputs // banks, banks, layer) == inputs).all()
+
+
+@pytest.mark.parametrize("banks", [2, 4, 7, 14, 28])
+def test_a_column_of_pixels_spreads_over_the_banks_when_e_divides_the_width(banks):
+    """The reason pixels are rotated: with i mod E, every pixel of a 28-wide image's column shares a bank;
+    rotated, the bank moves on by 28 / E each row, so the column meets E / gcd(E, 28 / E) banks (all of
+    them at 4, 7 and 28 banks, 7 at 14, still one at 2)."""
+    column = np.arange(5, 784, 28)
+    assert len(set((column % banks).tolist())) == 1
+    assert len(set(input_bank(column, banks, 0).tolist())) == banks // math.gcd(banks, 28 // banks)
+
+
 def _input_stage_run(n_in, images, skip, rng, stall=0.3, bad_tlast=False, banks=1):
-    """Per image: (words as (pixels, bin, last), framing error); slot j's index r is pixel r * banks + j."""
+    """Per image: (words as (pixels, bin, last), framing error); slot j's index r is pixel `bank_input(j, r)`."""
     dut = InputStage(n_in, skip, banks)
     seen = []
 
@@ -101,7 +139,7 @@ def _input_stage_run(n_in, images, skip, rng, stall=0.3, bad_tlast=False, banks=
                 if valid and ready:
                     if payload.end:
                         break
-                    pixels = [int(payload.slots[j].index) * banks + j for j in range(banks)
+                    pixels = [bank_input(j, int(payload.slots[j].index), banks, 0) for j in range(banks)
                               if int(payload.slots[j].valid)]
                     events.append((pixels, int(payload.bin), int(payload.last)))
             ctx.set(dut.events.ready, 0)
@@ -121,7 +159,7 @@ def _input_stage_run(n_in, images, skip, rng, stall=0.3, bad_tlast=False, banks=
 @pytest.mark.parametrize("banks", [1, 3, 8])
 def test_input_stage_hands_out_every_pixel_once_by_bin(skip, banks):
     """Every pixel once, bins ascending; in each bin, word w holds one pixel of every bank with more than
-    w of the bin's pixels (pixel i in bank i mod E), and `last` marks the bin's last word."""
+    w of the bin's pixels (in the banks of `input_bank`), and `last` marks the bin's last word."""
     rng = np.random.default_rng(5 + banks)
     n_in = 37
     images = rng.choice([0, 0, 0, 1, 7, 128, 255, 255], size=(5, n_in)).astype(np.uint8)
@@ -138,9 +176,9 @@ def test_input_stage_hands_out_every_pixel_once_by_bin(skip, banks):
         assert bins == sorted(bins), "bins must come in ascending order"
         for e, (pixels, b, last) in enumerate(words):
             assert last == (e == len(words) - 1 or words[e + 1][1] != b), f"last flag of word {e}"
-            assert len({i % banks for i in pixels}) == len(pixels) >= 1, f"word {e}: one pixel per bank"
+            assert len({input_bank(i, banks, 0) for i in pixels}) == len(pixels) >= 1, f"word {e}: one pixel per bank"
         for b in set(bins):
-            counts = np.bincount([i % banks for i, bb in expected if bb == b], minlength=banks)
+            counts = np.bincount([input_bank(i, banks, 0) for i, bb in expected if bb == b], minlength=banks)
             in_bin = [len(pixels) for pixels, bb, _ in words if bb == b]
             assert in_bin == [int((counts > w).sum()) for w in range(counts.max())], f"bin {b}"
 
