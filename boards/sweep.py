@@ -140,20 +140,73 @@ def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode
     return rows
 
 
+# where a point's label may go, in offset points from the point (x, y, horizontal alignment), tried in
+# turn: beside the point first, then further above and below, then further out to the side
+LABEL_PLACES = [(dx * side, dy, "left" if side > 0 else "right") for dx in (5, 25, 50)
+                for dy in (4, -24, 16, -36, 28, -48, 40, -60) for side in (1, -1)]
+
+
+def place_labels(fig, ax, points, texts) -> list:
+    """Annotate each point with its text (a gray leader line when it is not beside it) at the first of
+    `LABEL_PLACES` where the label stays inside the axes and clear of the labels placed before it and of
+    every point; where none is clear, at the place that overlaps least. Returns the labels."""
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    dots = [ax.transData.transform(p) for p in points]
+    taken, labels = [], []
+
+    def overlap(box):  # the area (pixels) of `box` outside the axes, on other labels and near points
+        area = box.width * box.height
+        within = max(0, min(box.x1, inside.x1) - max(box.x0, inside.x0)) * \
+            max(0, min(box.y1, inside.y1) - max(box.y0, inside.y0))
+        cost = 4 * (area - within)
+        for other in taken:
+            cost += max(0, min(box.x1, other.x1) - max(box.x0, other.x0)) * \
+                max(0, min(box.y1, other.y1) - max(box.y0, other.y0))
+        cost += sum(400 for x, y in dots if box.x0 - 3 <= x <= box.x1 + 3 and box.y0 - 3 <= y <= box.y1 + 3)
+        return cost
+
+    for point, text in zip(points, texts):
+        best = None
+        for dx, dy, align in LABEL_PLACES:
+            label = ax.annotate(text, point, fontsize=7, xytext=(dx, dy), textcoords="offset points", ha=align,
+                                va="bottom", arrowprops={"arrowstyle": "-", "linewidth": 0.4, "color": "gray",
+                                                         "shrinkB": 3})
+            label.update_positions(renderer)
+            box = Text.get_window_extent(label, renderer).expanded(1.04, 1.08)  # the text, not its leader line
+            cost = overlap(box)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, label, box)
+            else:
+                label.remove()
+            if cost == 0:
+                break
+        taken.append(best[2])
+        labels.append(best[1])
+    return labels
+
+
 def plot_sweep(rows: list[dict], path) -> None:
     """Mean cycles per image against LUTs, each point labelled P/E; the 35T's 60 % and 100 %, the 100T's 100 %."""
-    from bs4nn.sw.plots import _save, plt
+    from bs4nn.sw.plots import _save
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    by_area = sorted(range(len(rows)), key=lambda i: rows[i]["LUT"])
-    below = {i for rank, i in enumerate(by_area) if rank % 2}  # neighbours in area take turns above and below
-    for i, row in enumerate(rows):
+    fig, _, _ = sweep_figure(rows)
+    _save(fig, path)
+
+
+def sweep_figure(rows: list[dict]):
+    """The sweep's chart as (figure, axes, point labels)."""
+    from bs4nn.sw.plots import plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for row in rows:
         colour = ("tab:green" if row["fits_35t_60pct"] else "tab:olive" if row["lut_pct_35t"] <= 100
                   else "tab:blue" if row["fits_100t"] else "tab:red")
         ax.scatter(row["LUT"], row["cycles_mean"], color=colour, s=30)
-        ax.annotate(f"P {row['lanes']} / E {row['events']}\n{row['logic_levels']} levels",
-                    (row["LUT"], row["cycles_mean"]), fontsize=7, xytext=(4, -20 if i in below else 4),
-                    textcoords="offset points")
     ax.axvline(0.6 * XILINX_CAPACITY["xc7a35t"]["LUT"], color="tab:green", linestyle="--", linewidth=0.8,
                label="60 % of the A7-35T's LUTs")
     ax.axvline(XILINX_CAPACITY["xc7a35t"]["LUT"], color="tab:green", linestyle="-.", linewidth=0.8,
@@ -166,6 +219,12 @@ def plot_sweep(rows: list[dict], path) -> None:
     ax.set_xlabel("LUTs (open yosys estimate, board top included)")
     ax.set_ylabel("mean cycles per image (cycle model, after the last pixel)")
     ax.set_title("design space: lanes P and events per cycle E")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3, which="both")
-    _save(fig, path)
+    ax.margins(x=0.1, y=0.15)  # room for labels beside the outermost points
+    # labels last, once the axes' limits and scales are final, largest area first (the crowded corner)
+    order = sorted(range(len(rows)), key=lambda i: -rows[i]["LUT"])
+    labels = place_labels(fig, ax, [(rows[i]["LUT"], rows[i]["cycles_mean"]) for i in order],
+                          [f"P {rows[i]['lanes']} / E {rows[i]['events']}\n{rows[i]['logic_levels']} levels"
+                           for i in order])
+    return fig, ax, labels

@@ -137,6 +137,32 @@ def test_sweep_resume_builds_only_the_points_it_has_not_measured(tmp_path, monke
         sweep(artifact.path, images, points[:1], tmp_path / "sweep", resume=True)
 
 
+
+def test_the_sweep_charts_labels_do_not_overlap_each_other_or_the_points():
+    """Points as crowded as the large-E corner of the MNIST sweep (labels placed one below the other would
+    cover each other): every label inside the axes, clear of the other labels and of every point."""
+    from matplotlib.text import Text
+
+    from bs4nn.boards.sweep import sweep_figure
+    from bs4nn.sw.plots import plt
+
+    points = [(12602, 219.8), (15047, 152.9), (19130, 73.3), (21872, 59.8), (28557, 50.0), (29284, 47.4),
+              (34856, 43.8), (41074, 40.4), (42071, 39.4), (44000, 39.3), (48106, 38.7)]
+    rows = [{"LUT": lut, "cycles_mean": cycles, "lanes": "600,10", "events": f"{k + 1},600", "logic_levels": 33,
+             "fits_35t_60pct": False, "lut_pct_35t": 100 * lut / 20800, "fits_100t": True}
+            for k, (lut, cycles) in enumerate(points)]
+    fig, ax, labels = sweep_figure(rows)
+    assert len(labels) == len(rows)
+    renderer = fig.canvas.get_renderer()
+    boxes = [Text.get_window_extent(label, renderer) for label in labels]
+    inside = ax.get_window_extent(renderer)
+    for k, box in enumerate(boxes):
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, k
+        assert not any(box.overlaps(other) for other in boxes[:k]), f"label {k} covers an earlier one"
+        for x, y in (ax.transData.transform(p) for p in points):
+            assert not (box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1), f"label {k} covers a point"
+    plt.close(fig)
+
 NEXTPNR_LOG = """Info: Max frequency for clock '$glbnet$clk': 50.00 MHz (PASS at 25.00 MHz)
 Info: Critical path report for clock '$glbnet$clk' (posedge -> posedge):
 Info:       type curr  total name
