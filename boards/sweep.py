@@ -5,8 +5,8 @@ and synthesised by the open yosys estimate (LUT / FF / BRAM36, logic levels betw
 Artix-7 parts, since the netlist is the same); its cycles per image come from the cycle model on the
 images given (exact: co-simulation checks the model on every image). Rows are written after each
 configuration (CSV and JSON, atomically), so an interrupted sweep keeps what it measured; with `resume`, a
-sweep run again into the same directory takes those rows back (when they are of the same model, images and
-mode) and builds only the points it does not have yet.
+sweep run again into the same directory takes those rows back (when they are of the same model, images,
+mode and design sources: `design_digest`) and builds only the points it does not have yet.
 """
 from __future__ import annotations
 
@@ -28,9 +28,36 @@ from bs4nn.sw.semantics import encode_pixels
 
 from .build import XILINX_CAPACITY, against_part, build
 
-FIELDS = ["lanes", "events", "mode", "model_id", "images", "LUT", "FF", "BRAM36", "CARRY4", "logic_levels",
+FIELDS = ["lanes", "events", "mode", "model_id", "images", "design", "LUT", "FF", "BRAM36", "CARRY4", "logic_levels",
           "lut_levels", "lut_pct_35t", "lut_pct_100t", "bram_pct_35t", "fits_35t_60pct", "fits_100t", "cycles_mean",
           "cycles_p95", "cycles_max", "floor_mean", "pipeline_floor_mean", "images_per_s_bound", "build_s"]
+
+
+# the modules whose source decides a point's netlist or its cycles: the core generator, the board top and
+# its build, the cycle model and the integer semantics
+DESIGN_MODULES = ("bs4nn.hw", "bs4nn.boards.board_top", "bs4nn.boards.top", "bs4nn.boards.link",
+                  "bs4nn.boards.uart", "bs4nn.boards.build", "bs4nn.sw.cycles", "bs4nn.sw.semantics")
+
+
+def design_digest() -> str:
+    """A short hash of the source files of `DESIGN_MODULES` (every module of a package): a row measured with
+    other sources (another version of the core) is not taken back by `resume`."""
+    import importlib
+    import pkgutil
+
+    files = []
+    for name in DESIGN_MODULES:
+        module = importlib.import_module(name)
+        if hasattr(module, "__path__"):
+            files += [Path(info.module_finder.path) / f"{info.name}.py"
+                      for info in pkgutil.iter_modules(module.__path__) if not info.ispkg]
+            files.append(Path(module.__file__))
+        else:
+            files.append(Path(module.__file__))
+    digest = hashlib.sha256()
+    for path in sorted(set(files), key=lambda p: (p.parent.name, p.name)):
+        digest.update(f"{path.parent.name}/{path.name}\n".encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -69,9 +96,9 @@ def images_digest(images: np.ndarray) -> str:
     return f"{len(images)}:{hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).hexdigest()[:8]}"
 
 
-def measured_rows(out_dir: Path, model_id: str, images: str, mode: str) -> dict:
-    """Rows of out_dir/sweep.json measured on this model, image set and mode, by (lanes, events); rows of
-    anything else (or of a sweep.json written before rows named their model) are not taken back."""
+def measured_rows(out_dir: Path, model_id: str, images: str, mode: str, design: str) -> dict:
+    """Rows of out_dir/sweep.json measured on this model, image set, mode and design digest, by (lanes,
+    events); rows of anything else (or of a sweep.json written before rows named them) are not taken back."""
     path = out_dir / "sweep.json"
     if not path.exists():
         return {}
@@ -81,7 +108,8 @@ def measured_rows(out_dir: Path, model_id: str, images: str, mode: str) -> dict:
         raise SweepError(f"{path}: not a sweep's JSON ({error}); move it away or sweep into another directory") \
             from None
     return {(row["lanes"], row["events"]): row for row in rows if isinstance(row, dict)
-            and (row.get("model_id"), row.get("images"), row.get("mode")) == (model_id, images, mode)}
+            and (row.get("model_id"), row.get("images"), row.get("mode"), row.get("design"))
+            == (model_id, images, mode, design)}
 
 
 def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode: str = "early",
@@ -96,7 +124,8 @@ def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     digest = images_digest(images)
-    kept = measured_rows(out_dir, artifact.model_id, digest, mode) if resume else {}
+    design = design_digest()
+    kept = measured_rows(out_dir, artifact.model_id, digest, mode, design) if resume else {}
     ref = reference.run(network, images)
     bins = encode_pixels(images)
     rows = []
@@ -121,6 +150,7 @@ def sweep(model_dir, images: np.ndarray, points: list[SweepPoint], out_dir, mode
         cycles = plan.cycles(mode)
         small, large = against_part(use, "xc7a35t"), against_part(use, "xc7a100t")
         row = {"lanes": key[0], "events": key[1], "mode": mode, "model_id": artifact.model_id, "images": digest,
+               "design": design,
                **{k: use[k] for k in ("LUT", "FF", "BRAM36", "CARRY4")},
                "logic_levels": summary["estimate"]["logic_levels"], "lut_levels": summary["estimate"]["lut_levels"],
                "lut_pct_35t": small["percent"]["LUT"], "lut_pct_100t": large["percent"]["LUT"],

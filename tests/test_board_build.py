@@ -116,6 +116,7 @@ def test_sweep_resume_builds_only_the_points_it_has_not_measured(tmp_path, monke
     images = rng.choice([0, 0, 30, 200, 255], size=(6, 16)).astype(np.uint8)
     first = sweep(artifact.path, images, [parse_point("2,3/1")], tmp_path / "sweep")
     assert first[0]["model_id"] == artifact.model_id and first[0]["images"].startswith("6:")
+    assert first[0]["design"] == sweep_module.design_digest()
 
     built = []
     real_build = sweep_module.build
@@ -132,6 +133,10 @@ def test_sweep_resume_builds_only_the_points_it_has_not_measured(tmp_path, monke
     # rows of other images are not taken back
     sweep(artifact.path, images[:5], points[:1], tmp_path / "sweep", resume=True)
     assert built == ["p6-3_e1-1", "p2-3_e1-1"]
+    # nor rows of another version of the design (its generator's or cycle model's sources changed)
+    monkeypatch.setattr(sweep_module, "design_digest", lambda: "0123456789ab")
+    sweep(artifact.path, images[:5], points[:1], tmp_path / "sweep", resume=True)
+    assert built == ["p6-3_e1-1", "p2-3_e1-1", "p2-3_e1-1"]
     (tmp_path / "sweep" / "sweep.json").write_text("{not json")
     with pytest.raises(ValueError, match="sweep.json"):
         sweep(artifact.path, images, points[:1], tmp_path / "sweep", resume=True)
@@ -215,3 +220,23 @@ def test_bitstream_says_when_the_estimate_does_not_fit_the_part(monkeypatch, cap
     assert main(["bitstream", "--board", "arty_a7_100", "--model", str(tmp_path), "--out", str(tmp_path / "b")]) == 0
     lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
     assert "does NOT fit the xc7a100t: BRAM36 144.5 of 135" in lines
+
+
+def test_the_design_digest_follows_the_core_generators_source(tmp_path, monkeypatch):
+    """Every hw module and the cycle model are in the digest: a change to one of them changes it."""
+    import importlib
+
+    from bs4nn.boards import sweep as sweep_module
+
+    before = sweep_module.design_digest()
+    for name in ("bs4nn.hw.input_stage", "bs4nn.sw.cycles"):
+        source = Path(importlib.import_module(name).__file__)
+        copy = tmp_path / source.name
+        copy.write_bytes(source.read_bytes() + b"\n# changed\n")
+        real_read = Path.read_bytes
+        monkeypatch.setattr(Path, "read_bytes",
+                            lambda self, real_read=real_read, source=source, copy=copy:
+                            real_read(copy if self == source else self))
+        assert sweep_module.design_digest() != before, name
+        monkeypatch.undo()
+    assert sweep_module.design_digest() == before
