@@ -195,7 +195,7 @@ def place_labels(fig, ax, points, texts) -> list:
         for other in taken:
             cost += max(0, min(box.x1, other.x1) - max(box.x0, other.x0)) * \
                 max(0, min(box.y1, other.y1) - max(box.y0, other.y0))
-        cost += sum(400 for x, y in dots if box.x0 - 7 <= x <= box.x1 + 7 and box.y0 - 7 <= y <= box.y1 + 7)
+        cost += sum(400 for x, y in dots if box.x0 - 3 <= x <= box.x1 + 3 and box.y0 - 3 <= y <= box.y1 + 3)
         return cost
 
     for point, text in zip(points, texts):
