@@ -48,12 +48,10 @@ def design_digest() -> str:
     files = []
     for name in DESIGN_MODULES:
         module = importlib.import_module(name)
-        if hasattr(module, "__path__"):
+        files.append(Path(module.__file__))
+        if hasattr(module, "__path__"):  # a package: its modules too
             files += [Path(info.module_finder.path) / f"{info.name}.py"
                       for info in pkgutil.iter_modules(module.__path__) if not info.ispkg]
-            files.append(Path(module.__file__))
-        else:
-            files.append(Path(module.__file__))
     digest = hashlib.sha256()
     for path in sorted(set(files), key=lambda p: (p.parent.name, p.name)):
         digest.update(f"{path.parent.name}/{path.name}\n".encode() + path.read_bytes())
@@ -181,20 +179,19 @@ def place_labels(fig, ax, points, texts) -> list:
     `LABEL_PLACES` where the label stays inside the axes and clear of the labels placed before it and of
     every point; where none is clear, at the place that overlaps least. Returns the labels."""
     from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
 
     renderer = fig.canvas.get_renderer()
     inside = ax.get_window_extent(renderer)
     dots = [ax.transData.transform(p) for p in points]
     taken, labels = [], []
 
+    def shared(a, b):  # the area (pixels) two boxes share
+        both = Bbox.intersection(a, b)
+        return 0 if both is None else both.width * both.height
+
     def overlap(box):  # the area (pixels) of `box` outside the axes, on other labels and near points
-        area = box.width * box.height
-        within = max(0, min(box.x1, inside.x1) - max(box.x0, inside.x0)) * \
-            max(0, min(box.y1, inside.y1) - max(box.y0, inside.y0))
-        cost = 4 * (area - within)
-        for other in taken:
-            cost += max(0, min(box.x1, other.x1) - max(box.x0, other.x0)) * \
-                max(0, min(box.y1, other.y1) - max(box.y0, other.y0))
+        cost = 4 * (box.width * box.height - shared(box, inside)) + sum(shared(box, other) for other in taken)
         cost += sum(400 for x, y in dots if box.x0 - 3 <= x <= box.x1 + 3 and box.y0 - 3 <= y <= box.y1 + 3)
         return cost
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bs4nn.sw.cycles import (  # noqa: F401 (re-exported)
-    MODES, bank_input, input_bank, parse_events, parse_lanes, rom_in_block_ram, spike_queue_entries)
+    MODES, input_bank, parse_events, parse_lanes, rom_in_block_ram, spike_queue_entries)
 from bs4nn.sw.network import Network
 from bs4nn.sw.semantics import T_MAX
 

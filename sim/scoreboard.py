@@ -14,7 +14,7 @@ import numpy as np
 
 from bs4nn.export.artifact import read_artifact
 from bs4nn.sw import reference
-from bs4nn.sw.cycles import schedule
+from bs4nn.sw.cycles import bank_input, schedule
 from bs4nn.sw.reference import Inference
 from bs4nn.sw.semantics import T_MAX, encode_pixels
 
@@ -25,9 +25,10 @@ def field_value(value: int, layout: dict) -> int:
 
 
 def spike_word(value: int, fields: dict) -> tuple[list[int], int]:
-    """(neurons, bin) of one spike-port word: slot j's index r stands for neuron r * banks + j."""
+    """(neurons, bin) of one spike-port word: slot j's index r stands for the neuron `bank_input` puts there
+    (a spike port carries a layer's neurons in the banks of the next layer, never layer 0: r * banks + j)."""
     banks = sum(1 for name in fields if name.endswith(".valid"))
-    neurons = [field_value(value, fields[f"slots.{j}.index"]) * banks + j for j in range(banks)
+    neurons = [bank_input(j, field_value(value, fields[f"slots.{j}.index"]), banks, layer=1) for j in range(banks)
                if field_value(value, fields[f"slots.{j}.valid"])]
     return neurons, field_value(value, fields["bin"])
 
