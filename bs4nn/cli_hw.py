@@ -63,7 +63,7 @@ def cmd_hdl(args, argv) -> int:
     out = write_core(config, args.out, artifact.model_id, spike_ports=not args.no_spike_ports)
     print(f"core     {TOP} for model {artifact.id32} ({'-'.join(map(str, artifact.network.sizes))}), "
           f"mode {config.mode}, lanes {','.join(map(str, config.lanes))}, events {','.join(map(str, config.events))}")
-    print(f"wrote    {out}/{TOP}.v, rom_l*.hex, thresholds_l*.hex, core.json")
+    print(f"wrote    {out}/{TOP}.v, rom_l*.hex (one per layer and input bank), thresholds_l*.hex, core.json")
     return 0
 
 

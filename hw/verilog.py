@@ -3,7 +3,8 @@
 `write_core(artifact, out_dir, lanes, mode)` writes:
 - `bs4nn_core.v`: module `bs4nn_core` (ports clk, rst, abort, s_axis_pixels_*, m_axis_result_*,
   m_axis_spikes_l{k}_*); the ROMs are initialised inside the Verilog;
-- `rom_l{k}.hex` and `thresholds_l{k}.hex`: the same ROM contents in the core's word order ($readmemh);
+- `rom_l{k}.hex` (one input bank) or `rom_l{k}_b{j}.hex` (bank j of E > 1) and `thresholds_l{k}.hex`: the
+  ROM contents the Verilog holds, in the core's word order ($readmemh);
 - `core.json`: the configuration, the model_id and every port's tdata field layout.
 Everything is written to a temporary directory and renamed into place.
 """
@@ -22,7 +23,7 @@ from bs4nn.export.artifact import write_directory
 from . import layouts
 from .config import CoreConfig, potential_width
 from .core import Core
-from .layer import lane_thresholds, rom_words
+from .layer import bank_rom_words, lane_thresholds
 
 TOP = "bs4nn_core"
 
@@ -105,6 +106,13 @@ def verilog_text(config: CoreConfig, spike_ports: bool = True) -> str:
     return verilog.convert(AxiStreamCore(config, spike_ports), name=TOP, emit_src=False)
 
 
+# Where input i of a layer with E > 1 banks sits (`input_bank` / `bank_input` in sw/cycles.py); key: first layer.
+_BANK_RULE = {
+    True: "input i (a pixel) in bank (i + i // E) mod E at row r = i // E",
+    False: "input i (a neuron of the layer before) in bank i mod E at row r = i // E",
+}
+
+
 def _hex_lines(words, width: int) -> bytes:
     digits = max(1, -(-width // 4))
     return "".join(f"{w:0{digits}x}\n" for w in words).encode()
@@ -114,13 +122,26 @@ def write_core(config: CoreConfig, out_dir, model_id: str | None = None, spike_p
     """Write the core's Verilog, ROM files and core.json into `out_dir` (replaced atomically)."""
     out_dir = Path(out_dir)
     files = {f"{TOP}.v": verilog_text(config, spike_ports).encode()}
+    layers = []
     for k, lc in enumerate(config.layers()):
         layer = config.network.layers[k]
         width = potential_width(lc.n_in)
-        files[f"rom_l{k}.hex"] = _hex_lines(rom_words(layer.signs, lc.lanes), lc.lanes)
+        roms = [f"rom_l{k}.hex"] if lc.events == 1 else [f"rom_l{k}_b{j}.hex" for j in range(lc.events)]
+        for name, words in zip(roms, bank_rom_words(layer.signs, lc.lanes, lc.events, k), strict=True):
+            files[name] = _hex_lines(words, lc.lanes)
         mask = (1 << width) - 1
         files[f"thresholds_l{k}.hex"] = _hex_lines(
             [int(t) & mask for t in lane_thresholds(layer.thresholds, lc.n_in, lc.lanes).ravel()], width)
+        layers.append({
+            "n_in": lc.n_in, "n_out": lc.n_out, "lanes": lc.lanes, "groups": lc.groups, "banks": lc.events,
+            "roms": roms, "rom_words": lc.bank_depth * lc.groups, "rom_width": lc.lanes,
+            "bank_of_input": _BANK_RULE[k == 0] if lc.events > 1 else "one bank: input i at row r = i",
+            "rom_order": "word r * groups + g holds the weights of the bank's input at row r to neurons "
+                         "g*lanes .. g*lanes + lanes - 1, bit l = 1 for +1; rows past the last input are all -1",
+            "thresholds": f"thresholds_l{k}.hex",
+            "thresholds_order": "line g * lanes + l: threshold of lane l in group g (neuron g*lanes + l; "
+                                "padding lanes hold n_in + 1), two's complement",
+            "potential_width": width})
     description = {
         "format": "bs4nn-core", "version": 1, "top": TOP, "model_id": model_id,
         "id32": model_id[:8] if model_id else None, **config.describe(),
@@ -128,15 +149,7 @@ def write_core(config: CoreConfig, out_dir, model_id: str | None = None, spike_p
         "abort": "abort (synchronous, active high): drops the image in flight",
         "cycles": "from the cycle after the image's last pixel is accepted to the cycle the result is valid",
         "ports": port_map(config, spike_ports),
-        "layers": [{"n_in": lc.n_in, "n_out": lc.n_out, "lanes": lc.lanes, "groups": lc.groups,
-                    "rom": f"rom_l{k}.hex", "rom_words": lc.n_in * lc.groups, "rom_width": lc.lanes,
-                    "rom_order": "word i * groups + g holds the weights of input i to neurons g*lanes .. "
-                                 "g*lanes + lanes - 1, bit l = 1 for +1",
-                    "thresholds": f"thresholds_l{k}.hex",
-                    "thresholds_order": "line g * lanes + l: threshold of lane l in group g (neuron g*lanes + l; "
-                                        "padding lanes hold n_in + 1), two's complement",
-                    "potential_width": potential_width(lc.n_in)}
-                   for k, lc in enumerate(config.layers())],
+        "layers": layers,
     }
     files["core.json"] = (json.dumps(description, indent=2) + "\n").encode()
     return write_directory(out_dir, files)

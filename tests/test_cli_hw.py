@@ -11,6 +11,7 @@ from test_cli import run_cli
 from bs4nn.export.artifact import write_artifact
 from bs4nn.export.dump import read_dump
 from bs4nn.sw import datasets, reference
+from bs4nn.sw.cycles import bank_input
 from bs4nn.sw.network import random_network
 
 PROVENANCE = {"command": "tests", "seed": 0, "commit": None, "created": "2026-11-23T00:00:00+00:00",
@@ -37,6 +38,35 @@ def test_hdl_writes_verilog_roms_and_port_description(tmp_path, capsys, digits_m
     assert len(rom) == 64 * 3  # ceil(12 / 5) words per input
     fields = core["ports"]["m_axis_result"]["tdata"]
     assert fields["decision"] == {"offset": 0, "width": 4}
+
+
+def test_hdl_writes_one_rom_file_per_input_bank(tmp_path, capsys, digits_model):
+    """With E > 1 the Verilog's ROMs are per input bank; the hex files beside it are the same banks, and
+    every row decodes (through `bank_input`) to the artifact's weights of the input it names."""
+    code, out, err = run_cli(capsys, "hdl", "--model", digits_model.path, "--out", tmp_path / "core",
+                             "--lanes", "5,max", "--events", "3,4", "--mode", "early")
+    assert code == 0, err
+    core = json.loads((tmp_path / "core" / "core.json").read_text())
+    assert not (tmp_path / "core" / "rom_l0.hex").exists()
+    for k, (banks, lanes) in enumerate(((3, 5), (4, 10))):
+        layer, signs = core["layers"][k], digits_model.network.layers[k].signs
+        n_in, n_out = signs.shape
+        groups = -(-n_out // lanes)
+        assert layer["banks"] == banks and layer["roms"] == [f"rom_l{k}_b{j}.hex" for j in range(banks)]
+        seen = []
+        for j, name in enumerate(layer["roms"]):
+            words = [int(w, 16) for w in (tmp_path / "core" / name).read_text().split()]
+            assert len(words) == layer["rom_words"] == -(-n_in // banks) * groups
+            for r in range(-(-n_in // banks)):
+                i = bank_input(j, r, banks, k)
+                row = sum(words[r * groups + g] << (g * lanes) for g in range(groups))
+                bits = np.array([(row >> n) & 1 for n in range(n_out)])
+                if i < n_in:
+                    assert np.array_equal(bits, (signs[i] > 0).astype(int)), (k, j, r)
+                    seen.append(i)
+                else:
+                    assert not bits.any()
+        assert sorted(seen) == list(range(n_in))
 
 
 def test_hdl_refuses_bad_lanes_in_one_line(tmp_path, capsys, digits_model):
