@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -67,6 +68,30 @@ def test_hdl_writes_one_rom_file_per_input_bank(tmp_path, capsys, digits_model):
                 else:
                     assert not bits.any()
         assert sorted(seen) == list(range(n_in))
+
+
+def _verilog_roms(verilog: str) -> list[tuple[int, list[int]]]:
+    """(width, words) of every `rom*` memory the Verilog initialises inline."""
+    roms = []
+    for match in re.finditer(r"reg \[(\d+):0\] (rom\d+) \[(\d+):0\];\s*initial begin(.*?)\n\s*end", verilog, re.S):
+        width, name, depth, body = int(match[1]) + 1, match[2], int(match[3]) + 1, match[4]
+        words = dict((int(i), int(w, 16)) for i, w in re.findall(rf"{name}\[(\d+)\] = \d+'h([0-9a-f]+);", body))
+        assert sorted(words) == list(range(depth)), name
+        roms.append((width, [words[i] for i in range(depth)]))
+    return roms
+
+
+def test_hdl_rom_files_hold_what_the_verilog_holds(tmp_path, capsys, digits_model):
+    """Each bank's hex file is word for word one of the ROMs initialised inside bs4nn_core.v."""
+    code, out, err = run_cli(capsys, "hdl", "--model", digits_model.path, "--out", tmp_path / "core",
+                             "--lanes", "5,max", "--events", "3,4", "--mode", "early")
+    assert code == 0, err
+    core = json.loads((tmp_path / "core" / "core.json").read_text())
+    in_verilog = _verilog_roms((tmp_path / "core" / "bs4nn_core.v").read_text())
+    files = [(layer["rom_width"], [int(w, 16) for w in (tmp_path / "core" / name).read_text().split()])
+             for layer in core["layers"] for name in layer["roms"]]
+    assert len(in_verilog) == len(files) == 3 + 4
+    assert sorted(in_verilog) == sorted(files)
 
 
 def test_hdl_refuses_bad_lanes_in_one_line(tmp_path, capsys, digits_model):
