@@ -106,11 +106,13 @@ def verilog_text(config: CoreConfig, spike_ports: bool = True) -> str:
     return verilog.convert(AxiStreamCore(config, spike_ports), name=TOP, emit_src=False)
 
 
-# Where input i of a layer with E > 1 banks sits (`input_bank` / `bank_input` in sw/cycles.py); key: first layer.
-_BANK_RULE = {
-    True: "input i (a pixel) in bank (i + i // E) mod E at row r = i // E",
-    False: "input i (a neuron of the layer before) in bank i mod E at row r = i // E",
-}
+def _bank_rule(layer: int, banks: int) -> str:
+    """Where input i of the layer sits, in words (`input_bank` / `bank_input` in sw/cycles.py)."""
+    if banks == 1:
+        return "one bank: input i at row r = i"
+    if layer == 0:
+        return "input i (a pixel) in bank (i + i // E) mod E at row r = i // E"
+    return "input i (a neuron of the layer before) in bank i mod E at row r = i // E"
 
 
 def _hex_lines(words, width: int) -> bytes:
@@ -135,7 +137,7 @@ def write_core(config: CoreConfig, out_dir, model_id: str | None = None, spike_p
         layers.append({
             "n_in": lc.n_in, "n_out": lc.n_out, "lanes": lc.lanes, "groups": lc.groups, "banks": lc.events,
             "roms": roms, "rom_words": lc.bank_depth * lc.groups, "rom_width": lc.lanes,
-            "bank_of_input": _BANK_RULE[k == 0] if lc.events > 1 else "one bank: input i at row r = i",
+            "bank_of_input": _bank_rule(k, lc.events),
             "rom_order": "word r * groups + g holds the weights of the bank's input at row r to neurons "
                          "g*lanes .. g*lanes + lanes - 1, bit l = 1 for +1; rows past the last input are all -1",
             "thresholds": f"thresholds_l{k}.hex",
