@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from test_cli import run_cli
+from bs4nn.cli import main
 from bs4nn.export.artifact import write_artifact
 from bs4nn.export.dump import read_dump
 from bs4nn.sw import datasets, reference
@@ -41,14 +42,20 @@ def test_hdl_writes_verilog_roms_and_port_description(tmp_path, capsys, digits_m
     assert fields["decision"] == {"offset": 0, "width": 4}
 
 
-def test_hdl_writes_one_rom_file_per_input_bank(tmp_path, capsys, digits_model):
+@pytest.fixture(scope="module")
+def banked_core(tmp_path_factory, digits_model):
+    """`bs4nn hdl` of the digits model with 3 and 4 input banks: its output directory."""
+    out = tmp_path_factory.mktemp("banked") / "core"
+    assert main(["hdl", "--model", str(digits_model.path), "--out", str(out), "--lanes", "5,max",
+                 "--events", "3,4", "--mode", "early"]) == 0
+    return out
+
+
+def test_hdl_writes_one_rom_file_per_input_bank(banked_core, digits_model):
     """With E > 1 the Verilog's ROMs are per input bank; the hex files beside it are the same banks, and
     every row decodes (through `bank_input`) to the artifact's weights of the input it names."""
-    code, out, err = run_cli(capsys, "hdl", "--model", digits_model.path, "--out", tmp_path / "core",
-                             "--lanes", "5,max", "--events", "3,4", "--mode", "early")
-    assert code == 0, err
-    core = json.loads((tmp_path / "core" / "core.json").read_text())
-    assert not (tmp_path / "core" / "rom_l0.hex").exists()
+    core = json.loads((banked_core / "core.json").read_text())
+    assert not (banked_core / "rom_l0.hex").exists()
     for k, (banks, lanes) in enumerate(((3, 5), (4, 10))):
         layer, signs = core["layers"][k], digits_model.network.layers[k].signs
         n_in, n_out = signs.shape
@@ -56,7 +63,7 @@ def test_hdl_writes_one_rom_file_per_input_bank(tmp_path, capsys, digits_model):
         assert layer["banks"] == banks and layer["roms"] == [f"rom_l{k}_b{j}.hex" for j in range(banks)]
         seen = []
         for j, name in enumerate(layer["roms"]):
-            words = [int(w, 16) for w in (tmp_path / "core" / name).read_text().split()]
+            words = [int(w, 16) for w in (banked_core / name).read_text().split()]
             assert len(words) == layer["rom_words"] == -(-n_in // banks) * groups
             for r in range(-(-n_in // banks)):
                 i = bank_input(j, r, banks, k)
@@ -81,14 +88,11 @@ def _verilog_roms(verilog: str) -> list[tuple[int, list[int]]]:
     return roms
 
 
-def test_hdl_rom_files_hold_what_the_verilog_holds(tmp_path, capsys, digits_model):
+def test_hdl_rom_files_hold_what_the_verilog_holds(banked_core):
     """Each bank's hex file is word for word one of the ROMs initialised inside bs4nn_core.v."""
-    code, out, err = run_cli(capsys, "hdl", "--model", digits_model.path, "--out", tmp_path / "core",
-                             "--lanes", "5,max", "--events", "3,4", "--mode", "early")
-    assert code == 0, err
-    core = json.loads((tmp_path / "core" / "core.json").read_text())
-    in_verilog = _verilog_roms((tmp_path / "core" / "bs4nn_core.v").read_text())
-    files = [(layer["rom_width"], [int(w, 16) for w in (tmp_path / "core" / name).read_text().split()])
+    core = json.loads((banked_core / "core.json").read_text())
+    in_verilog = _verilog_roms((banked_core / "bs4nn_core.v").read_text())
+    files = [(layer["rom_width"], [int(w, 16) for w in (banked_core / name).read_text().split()])
              for layer in core["layers"] for name in layer["roms"]]
     assert len(in_verilog) == len(files) == 3 + 4
     assert sorted(in_verilog) == sorted(files)
